@@ -1,0 +1,163 @@
+//! RabbitMQ: connecting, the events exchange, and the outbox relay.
+//!
+//! A producer writes an outbox row in the same transaction as its state
+//! change; [`OutboxRelay`] publishes the rows in batches with publisher
+//! confirms and deletes them only once RabbitMQ has confirmed them, so an
+//! event is never lost (it may be published twice after a crash: consumers
+//! are idempotent).
+
+use std::time::Duration;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AmqpSettings;
+
+const BATCH: i64 = 100;
+const IDLE_POLL: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("RabbitMQ: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("RabbitMQ did not confirm a publish to {0}")]
+    NotConfirmed(String),
+    #[error("outbox: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub async fn connect(url: &str) -> Result<Connection, AmqpError> {
+    Ok(Connection::connect(url, ConnectionProperties::default()).await?)
+}
+
+/// Declares the durable topic exchange that carries pai's events.
+pub async fn declare_events_exchange(channel: &Channel, name: &str) -> Result<(), AmqpError> {
+    channel
+        .exchange_declare(
+            name,
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Persistent JSON message properties.
+pub fn persistent_json() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+}
+
+/// Publishes the rows of one service's outbox table to the events exchange.
+///
+/// The table needs the columns `id bigserial`, `routing_key text` and
+/// `payload jsonb`.
+#[derive(Debug, Clone)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    table: String,
+    settings: AmqpSettings,
+}
+
+impl OutboxRelay {
+    pub fn new(pool: PgPool, table: &str, settings: AmqpSettings) -> Self {
+        Self {
+            pool,
+            table: table.to_owned(),
+            settings,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, reconnecting with backoff when
+    /// RabbitMQ or PostgreSQL goes away.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = self.relay(&shutdown) => result,
+            };
+            match result {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, table = %self.table, "outbox relay failed; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn relay(&self, shutdown: &CancellationToken) -> Result<(), AmqpError> {
+        let connection = connect(&self.settings.url).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        declare_events_exchange(&channel, &self.settings.events_exchange).await?;
+        loop {
+            let published = self.publish_batch(&channel).await?;
+            if published == 0 {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+        }
+    }
+
+    /// Publishes up to one batch and returns how many rows it published.
+    pub async fn publish_batch(&self, channel: &Channel) -> Result<usize, AmqpError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(&format!(
+            "SELECT id, routing_key, payload FROM {} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            self.table
+        ))
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut confirms = Vec::with_capacity(rows.len());
+        for (_, routing_key, payload) in &rows {
+            let body = serde_json::to_vec(payload).unwrap_or_default();
+            let confirm = channel
+                .basic_publish(
+                    &self.settings.events_exchange,
+                    routing_key,
+                    BasicPublishOptions::default(),
+                    &body,
+                    persistent_json(),
+                )
+                .await?;
+            confirms.push((routing_key, confirm));
+        }
+        for (routing_key, confirm) in confirms {
+            match confirm.await? {
+                Confirmation::Ack(_) | Confirmation::NotRequested => {}
+                Confirmation::Nack(_) => return Err(AmqpError::NotConfirmed(routing_key.clone())),
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|(id, _, _)| *id).collect();
+        sqlx::query(&format!("DELETE FROM {} WHERE id = ANY($1)", self.table))
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,197 @@
+//! Typed configuration read from the environment (and a `.env` file).
+//!
+//! Settings are read through an [`Env`] map rather than `std::env` directly,
+//! so tests build their own without touching the process environment. A
+//! missing or invalid value is a [`ConfigError`] naming the variable.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// A setting that is missing or cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(name: &str, reason: impl Display) -> Self {
+        Self {
+            name: name.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The variables settings are read from.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Returns the process environment, over the `.env` file of the working
+    /// directory when there is one (the process environment wins).
+    pub fn from_process() -> Self {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(iter) = dotenvy::from_path_iter(".env") {
+            vars.extend(iter.flatten());
+        }
+        vars.extend(std::env::vars());
+        Self { vars }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// Returns a copy with `name` set to `value`.
+    #[must_use]
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Returns the raw value, treating an empty string as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or(default).to_owned()
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    pub fn parse<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| ConfigError::new(name, format!("invalid value {raw:?}: {e}"))),
+        }
+    }
+
+    pub fn seconds(&self, name: &str, default: u64) -> Result<Duration, ConfigError> {
+        self.parse(name, default).map(Duration::from_secs)
+    }
+}
+
+/// PostgreSQL connection settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+}
+
+impl DatabaseSettings {
+    pub const DEFAULT_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/pai?sslmode=disable";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let pool_size = env.parse("DB_POOL_SIZE", 10u32)?;
+        if pool_size == 0 {
+            return Err(ConfigError::new("DB_POOL_SIZE", "must be at least 1"));
+        }
+        Ok(Self {
+            url: env.string("DATABASE_URL", Self::DEFAULT_URL),
+            pool_size,
+        })
+    }
+}
+
+/// RabbitMQ connection settings.
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    pub url: String,
+    /// The topic exchange that carries events such as `user.deleted`.
+    pub events_exchange: String,
+}
+
+impl AmqpSettings {
+    pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: env.string("AMQP_URL", Self::DEFAULT_URL),
+            events_exchange: env.string("AMQP_EVENTS_EXCHANGE", "pai.events"),
+        })
+    }
+}
+
+/// Token signing and verification settings.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub secret: SecretString,
+    pub issuer: String,
+    pub audience: String,
+    pub access_lifetime: Duration,
+}
+
+impl JwtSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secret = env.required("JWT_SECRET_KEY")?;
+        if secret.len() < 32 {
+            return Err(ConfigError::new(
+                "JWT_SECRET_KEY",
+                "must be at least 32 bytes (generate one with `openssl rand -base64 48`)",
+            ));
+        }
+        let algorithm = env.string("JWT_ALGORITHM", "HS256");
+        if algorithm != "HS256" {
+            return Err(ConfigError::new(
+                "JWT_ALGORITHM",
+                format!("{algorithm:?} is not supported yet; use HS256"),
+            ));
+        }
+        let minutes = env.parse("JWT_EXPIRATION_MINUTES", 15u64)?;
+        if minutes == 0 {
+            return Err(ConfigError::new("JWT_EXPIRATION_MINUTES", "must be at least 1"));
+        }
+        Ok(Self {
+            secret: SecretString::from(secret),
+            issuer: env.string("JWT_ISSUER", "pai"),
+            audience: env.string("JWT_AUDIENCE", "pai-api"),
+            access_lifetime: Duration::from_secs(minutes * 60),
+        })
+    }
+}
+
+/// Where each service listens and where the others reach it.
+#[derive(Debug, Clone)]
+pub struct ServiceAddrs {
+    pub auth_listen: String,
+    pub auth_url: String,
+}
+
+impl ServiceAddrs {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth_listen: env.string("AUTH_GRPC_ADDR", "127.0.0.1:50051"),
+            auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! The set of revoked sessions a verifier must refuse before their tokens
+//! expire, kept current by following the auth service's revocation feed.
+//!
+//! The feed is polled every [`POLL_INTERVAL`], so a revocation reaches every
+//! follower well within a second. Entries are dropped once the session could
+//! no longer hold a valid access token.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use pai_proto::v1::RevocationFeedRequest;
+use pai_proto::v1::auth_internal_client::AuthInternalClient;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::identity::ServiceCredential;
+
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Revoked session ids, each with the time after which it no longer matters.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    revoked: RwLock<HashMap<Uuid, SystemTime>>,
+    last_seq: AtomicI64,
+    synced: AtomicBool,
+}
+
+impl RevocationSet {
+    pub fn is_revoked(&self, session_id: Uuid) -> bool {
+        self.revoked
+            .read()
+            .map(|set| set.contains_key(&session_id))
+            .unwrap_or(true)
+    }
+
+    /// Whether the set has caught up with the feed at least once.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    pub fn insert(&self, session_id: Uuid, forget_after: SystemTime) {
+        if let Ok(mut set) = self.revoked.write() {
+            set.insert(session_id, forget_after);
+        }
+    }
+
+    fn prune(&self, now: SystemTime) {
+        if let Ok(mut set) = self.revoked.write() {
+            set.retain(|_, forget_after| *forget_after > now);
+        }
+    }
+
+    /// Follows the auth service's feed until `shutdown` is cancelled.
+    pub async fn follow(
+        &self,
+        mut client: AuthInternalClient<InterceptedService<Channel, ServiceCredential>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(POLL_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let after_seq = self.last_seq.load(Ordering::Acquire);
+            match client
+                .revocation_feed(RevocationFeedRequest { after_seq })
+                .await
+            {
+                Ok(response) => {
+                    let feed = response.into_inner();
+                    for revocation in feed.revocations {
+                        let Ok(session_id) = Uuid::parse_str(&revocation.session_id) else {
+                            continue;
+                        };
+                        let forget_after = revocation
+                            .expires_at
+                            .and_then(|t| SystemTime::try_from(t).ok())
+                            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(86_400));
+                        self.insert(session_id, forget_after);
+                    }
+                    self.last_seq.store(feed.last_seq, Ordering::Release);
+                    self.synced.store(true, Ordering::Release);
+                    self.prune(SystemTime::now());
+                }
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "revocation feed unavailable");
+                }
+            }
+        }
+    }
+}
