@@ -1,1 +1,156 @@
+//! pai's auth service: accounts, sessions with rotating refresh tokens,
+//! lockout, the admin role, account deletion, and the revocation feed that
+//! lets every verifier refuse a revoked session's tokens within a second.
 
+pub mod error;
+mod grpc;
+pub mod password;
+mod repo;
+pub mod service;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pai_common::amqp::OutboxRelay;
+use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
+use pai_common::identity::{JwtKeys, RequireService, RequireUser};
+use pai_common::{ConfigError, grpc as grpc_util};
+use pai_proto::v1::{
+    account_service_server::AccountServiceServer, admin_service_server::AdminServiceServer,
+    auth_internal_server::AuthInternalServer, auth_service_server::AuthServiceServer,
+};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::error::AuthError;
+use crate::password::{Argon2Settings, Hasher, PasswordPolicy};
+pub use crate::service::{AuthService, Client, Lockout};
+
+/// The schema this service owns.
+pub const SCHEMA: &str = "auth";
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/auth");
+
+/// The longest a refresh-token family may live (ASVS 10.4.8).
+const MAX_REFRESH_DAYS: u64 = 30;
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub jwt: JwtSettings,
+    pub password_min_length: usize,
+    pub lockout: Lockout,
+    pub argon2: Argon2Settings,
+    pub refresh_lifetime: Duration,
+}
+
+impl AuthSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let days = env.parse("REFRESH_TOKEN_LIFETIME_DAYS", MAX_REFRESH_DAYS)?;
+        if !(1..=MAX_REFRESH_DAYS).contains(&days) {
+            return Err(ConfigError::new(
+                "REFRESH_TOKEN_LIFETIME_DAYS",
+                format!("must be between 1 and {MAX_REFRESH_DAYS}"),
+            ));
+        }
+        let attempts = env.parse("FAILED_LOGIN_ATTEMPTS_LIMIT", 5u32)?;
+        if attempts == 0 {
+            return Err(ConfigError::new("FAILED_LOGIN_ATTEMPTS_LIMIT", "must be at least 1"));
+        }
+        let defaults = Argon2Settings::default();
+        Ok(Self {
+            database: DatabaseSettings::from_env(env)?,
+            amqp: AmqpSettings::from_env(env)?,
+            jwt: JwtSettings::from_env(env)?,
+            password_min_length: env.parse("PASSWORD_MIN_LENGTH", 12usize)?,
+            lockout: Lockout {
+                attempts,
+                duration: env.seconds("ACCOUNT_LOCKOUT_DURATION", 300)?,
+            },
+            argon2: Argon2Settings {
+                memory_kib: env.parse("ARGON2_MEMORY_KIB", defaults.memory_kib)?,
+                iterations: env.parse("ARGON2_ITERATIONS", defaults.iterations)?,
+                parallelism: env.parse("ARGON2_PARALLELISM", defaults.parallelism)?,
+            },
+            refresh_lifetime: Duration::from_secs(days * 86_400),
+        })
+    }
+}
+
+/// Builds the service core (also used by `pai admin`).
+pub fn build(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<AuthService> {
+    let hasher = Hasher::new(settings.argon2).context("argon2 settings")?;
+    Ok(AuthService {
+        pool,
+        keys: Arc::new(JwtKeys::new(&settings.jwt)),
+        hasher,
+        policy: PasswordPolicy {
+            min_length: settings.password_min_length,
+        },
+        lockout: settings.lockout,
+        refresh_lifetime: settings.refresh_lifetime,
+    })
+}
+
+/// Serves the auth gRPC API on `listener` until `shutdown` is cancelled,
+/// with the outbox relay and the revocation-feed pruner beside it.
+pub async fn serve(
+    settings: AuthSettings,
+    pool: PgPool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let service = Arc::new(build(&settings, pool.clone())?);
+    let keys = Arc::clone(&service.keys);
+    let handlers = grpc::Grpc {
+        service: Arc::clone(&service),
+    };
+
+    let relay = OutboxRelay::new(pool.clone(), "auth.outbox", settings.amqp.clone());
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let pruner_task = tokio::spawn(prune_revocations(pool, shutdown.clone()));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<AuthServiceServer<grpc::Grpc>>()
+        .await;
+    tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(AuthServiceServer::new(handlers.clone()))
+        .add_service(AccountServiceServer::with_interceptor(
+            handlers.clone(),
+            RequireUser::new(Arc::clone(&keys)),
+        ))
+        .add_service(AdminServiceServer::with_interceptor(
+            handlers.clone(),
+            RequireUser::new(Arc::clone(&keys)).admin_only(),
+        ))
+        .add_service(AuthInternalServer::with_interceptor(
+            handlers,
+            RequireService::new(keys),
+        ))
+        .serve_with_incoming_shutdown(grpc_util::incoming(listener), shutdown.clone().cancelled_owned())
+        .await
+        .context("auth gRPC server");
+    shutdown.cancel();
+    let _ = tokio::join!(relay_task, pruner_task);
+    result
+}
+
+async fn prune_revocations(pool: PgPool, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(err) = repo::prune_revocations(&pool).await {
+            tracing::warn!(error = %err, "pruning the revocation feed failed");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Cache build output outside the clone: a clean release build takes long.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/pai/target
+
+# pai reads .env itself but never overrides a variable that is already set, so
+# take the URLs from .env (when there) before the defaults below shadow them.
+dotenv = $(if $(wildcard .env),$(shell sed -n 's/^$(1)=//p' .env | tail -n1 | tr -d '"'))
+ifeq ($(origin DATABASE_URL),undefined)
+  ifneq ($(call dotenv,DATABASE_URL),)
+    DATABASE_URL := $(call dotenv,DATABASE_URL)
+  endif
+endif
+ifeq ($(origin AMQP_URL),undefined)
+  ifneq ($(call dotenv,AMQP_URL),)
+    AMQP_URL := $(call dotenv,AMQP_URL)
+  endif
+endif
+
+export DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/pai?sslmode=disable
+export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
+# Integration tests create (and drop) their own pai_test_* databases from here.
+export PAI_TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
+export PAI_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
+
+PAI := $(CARGO_TARGET_DIR)/release/pai
+
+.PHONY: help deps services build run test lint fmt migrate doctor bench-auth bench docker clean-test-dbs env-file
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+deps: ## install missing Debian build packages
+	@bash scripts/ensure-build-deps.sh
+
+services: ## make PostgreSQL and RabbitMQ reachable (installs/starts local ones)
+	@bash scripts/ensure-services.sh
+
+build: deps ## release build of the pai binary
+	cargo build --release -p pai
+
+env-file: # create .env with a random JWT_SECRET_KEY when there is none
+	@if [ ! -f .env ] && [ -z "$${JWT_SECRET_KEY:-}" ]; then \
+	  key=$$(head -c 48 /dev/urandom | base64 | tr -d '\n/+='); \
+	  sed "s|^JWT_SECRET_KEY=.*|JWT_SECRET_KEY=$$key|" .env.example > .env; \
+	  chmod 600 .env; \
+	  echo "make: created .env from .env.example with a random JWT_SECRET_KEY"; \
+	fi
+
+run: deps services build env-file ## migrate, then run every service in one process
+	$(PAI) migrate
+	exec $(PAI) run
+
+test: deps ## fmt check, clippy, all tests (what CI runs)
+	@DATABASE_URL="$$PAI_TEST_DATABASE_URL" AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/ensure-services.sh
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+
+lint: ## fmt check and clippy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+migrate: services build ## apply database migrations
+	$(PAI) migrate
+
+doctor: deps ## diagnose PostgreSQL, RabbitMQ, models, disk
+	cargo run -p pai -- doctor
+
+bench-auth: deps services ## auth benchmark (release build)
+	cargo build --release -p pai
+	bash scripts/bench-auth.sh
+
+bench: bench-auth ## all benchmarks
+
+docker: ## build the container images
+	docker compose build
+
+clean-test-dbs: ## drop leftover pai_test_* databases
+	@if ! command -v psql >/dev/null; then echo "clean-test-dbs: psql not installed, nothing dropped"; exit 0; fi; \
+	dbs=$$(psql "$$PAI_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'pai\_test\_%'"); \
+	for db in $$dbs; do \
+	  psql "$$PAI_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)" && echo "dropped $$db"; \
+	done; \
+	echo "clean-test-dbs: $$(wc -w <<< "$$dbs") database(s) dropped"

@@ -1,0 +1,407 @@
+//! SQL over schema `auth`. Every query on user data filters by the user id.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub is_active: bool,
+    pub failed_logins: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    pub fn locked_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.locked_until.filter(|until| *until > now)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_agent: String,
+    pub ip: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A refresh token looked up by hash, with its session and user.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub session_id: Uuid,
+    pub used_at: Option<DateTime<Utc>>,
+    pub session_revoked: bool,
+    pub session_expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub user: UserRow,
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.username, u.display_name, u.password_hash, \
+     u.is_admin, u.is_active, u.failed_logins, u.locked_until, u.created_at";
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub is_admin: bool,
+}
+
+pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<UserRow> {
+    let sql = format!(
+        "INSERT INTO auth.users AS u (id, email, username, display_name, password_hash, is_admin) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(Uuid::new_v4())
+        .bind(user.email)
+        .bind(user.username)
+        .bind(user.display_name)
+        .bind(user.password_hash)
+        .bind(user.is_admin)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn find_by_login(pool: &PgPool, login: &str) -> Result<Option<UserRow>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM auth.users u \
+         WHERE lower(u.email) = lower($1) OR lower(u.username) = lower($1) LIMIT 1"
+    );
+    Ok(sqlx::query_as(&sql).bind(login).fetch_optional(pool).await?)
+}
+
+pub async fn find_by_id(pool: &PgPool, user_id: Uuid) -> Result<Option<UserRow>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM auth.users u WHERE u.id = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Returns the user when the session is live and belongs to them.
+pub async fn find_by_session(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<UserRow>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL \
+         AND s.expires_at > now() AND u.is_active"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Counts a failed login; locks the account when it reaches `limit`.
+/// Returns the lock expiry if this failure locked it.
+pub async fn record_failure(
+    pool: &PgPool,
+    user_id: Uuid,
+    limit: i32,
+    lock_for: chrono::Duration,
+) -> Result<Option<DateTime<Utc>>> {
+    let locked: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "UPDATE auth.users SET \
+           locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + $3 ELSE locked_until END, \
+           failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END \
+         WHERE id = $1 RETURNING locked_until",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .bind(lock_for)
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    Ok(locked.filter(|until| *until > Utc::now()))
+}
+
+pub async fn clear_failures(pool: &PgPool, user_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE auth.users SET failed_logins = 0, locked_until = NULL \
+         WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
+    )
+    .bind(user_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn record_attempt(
+    pool: &PgPool,
+    user_id: Option<Uuid>,
+    ip: &str,
+    success: bool,
+) -> Result<()> {
+    sqlx::query("INSERT INTO auth.login_attempts (user_id, ip, success) VALUES ($1, $2, $3)")
+        .bind(user_id)
+        .bind(ip)
+        .bind(success)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_session(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    user_agent: &str,
+    ip: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<Uuid> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO auth.sessions (id, user_id, user_agent, ip, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(user_agent)
+    .bind(ip)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn insert_refresh_token(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    session_id: Uuid,
+    user_id: Uuid,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO auth.refresh_tokens (token_hash, session_id, user_id) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash)
+    .bind(session_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn find_refresh(pool: &PgPool, token_hash: &[u8]) -> Result<Option<RefreshRow>> {
+    let sql = format!(
+        "SELECT rt.session_id, rt.used_at, s.revoked_at IS NOT NULL AS session_revoked, \
+         s.expires_at AS session_expires_at, {USER_COLUMNS} \
+         FROM auth.refresh_tokens rt \
+         JOIN auth.sessions s ON s.id = rt.session_id \
+         JOIN auth.users u ON u.id = rt.user_id \
+         WHERE rt.token_hash = $1"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Marks a refresh token used; false when it already was (a concurrent reuse).
+pub async fn use_refresh(conn: &mut PgConnection, token_hash: &[u8]) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE auth.refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL",
+    )
+    .bind(token_hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn touch_session(conn: &mut PgConnection, session_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE auth.sessions SET last_used_at = now() WHERE id = $1")
+        .bind(session_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn list_sessions(pool: &PgPool, user_id: Uuid) -> Result<Vec<SessionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, user_agent, ip, created_at, last_used_at, expires_at FROM auth.sessions \
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() \
+         ORDER BY created_at DESC",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Which of a user's sessions to revoke.
+pub enum Revoke {
+    One(Uuid),
+    AllBut(Option<Uuid>),
+}
+
+/// Revokes sessions of `user_id` and feeds them to verifiers; returns how
+/// many were live. `token_lifetime` bounds how long a revoked session's
+/// access tokens could otherwise stay valid.
+pub async fn revoke_sessions(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    which: Revoke,
+    reason: &str,
+    token_lifetime: chrono::Duration,
+) -> Result<u64> {
+    let (one, keep) = match which {
+        Revoke::One(id) => (Some(id), None),
+        Revoke::AllBut(keep) => (None, keep),
+    };
+    let revoked: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE auth.sessions SET revoked_at = now(), revoked_reason = $4 \
+         WHERE user_id = $1 AND revoked_at IS NULL \
+           AND ($2::uuid IS NULL OR id = $2) AND ($3::uuid IS NULL OR id <> $3) \
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(one)
+    .bind(keep)
+    .bind(reason)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !revoked.is_empty() {
+        sqlx::query(
+            "INSERT INTO auth.revocations (session_id, expires_at) \
+             SELECT unnest($1::uuid[]), now() + $2",
+        )
+        .bind(&revoked)
+        .bind(token_lifetime)
+        .execute(conn)
+        .await?;
+    }
+    Ok(revoked.len() as u64)
+}
+
+pub async fn revocations_after(
+    pool: &PgPool,
+    after_seq: i64,
+) -> Result<Vec<(i64, Uuid, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "SELECT seq, session_id, expires_at FROM auth.revocations \
+         WHERE seq > $1 AND expires_at > now() ORDER BY seq LIMIT 10000",
+    )
+    .bind(after_seq)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn last_revocation_seq(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM auth.revocations")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub async fn prune_revocations(pool: &PgPool) -> Result<u64> {
+    // Keep the newest row so the sequence never appears to go backwards.
+    let done = sqlx::query(
+        "DELETE FROM auth.revocations WHERE expires_at < now() \
+         AND seq < (SELECT max(seq) FROM auth.revocations)",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub async fn set_password(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> Result<()> {
+    sqlx::query("UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_active(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    active: bool,
+) -> Result<Option<UserRow>> {
+    let sql = format!(
+        "UPDATE auth.users AS u SET is_active = $2, updated_at = now() \
+         WHERE u.id = $1 RETURNING {USER_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(active)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn update_profile(
+    pool: &PgPool,
+    user_id: Uuid,
+    email: Option<&str>,
+    username: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<Option<UserRow>> {
+    let sql = format!(
+        "UPDATE auth.users AS u SET email = coalesce($2, u.email), \
+           username = coalesce($3, u.username), display_name = coalesce($4, u.display_name), \
+           updated_at = now() WHERE u.id = $1 RETURNING {USER_COLUMNS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(email)
+        .bind(username)
+        .bind(display_name)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Deletes the user and, by cascade, every row that refers to them.
+pub async fn delete_user(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM auth.users WHERE id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_outbox(
+    conn: &mut PgConnection,
+    routing_key: &str,
+    payload: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO auth.outbox (routing_key, payload) VALUES ($1, $2)")
+        .bind(routing_key)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One page of users ordered by (created_at, id), after the cursor's key.
+pub async fn list_users(
+    pool: &PgPool,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<UserRow>> {
+    let (after_time, after_id) = after.unzip();
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM auth.users u \
+         WHERE $1::timestamptz IS NULL OR (u.created_at, u.id) > ($1, $2) \
+         ORDER BY u.created_at, u.id LIMIT $3"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(after_time)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
