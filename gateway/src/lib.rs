@@ -1,1 +1,221 @@
+//! pai's REST/JSON gateway: verifies access tokens, applies rate limits and
+//! CORS, forwards each call over gRPC with the caller's token, and answers
+//! errors as RFC 9457 problem+json.
 
+mod dto;
+mod extract;
+mod metrics;
+mod openapi;
+mod problem;
+mod ratelimit;
+mod readiness;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings, ServiceAddrs};
+use pai_common::identity::ServiceCredential;
+use pai_common::revocation::RevocationSet;
+use pai_common::{ConfigError, ErrorCode, JwtKeys};
+use pai_proto::v1::account_service_client::AccountServiceClient;
+use pai_proto::v1::admin_service_client::AdminServiceClient;
+use pai_proto::v1::auth_internal_client::AuthInternalClient;
+use pai_proto::v1::auth_service_client::AuthServiceClient;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use crate::openapi::ApiDoc;
+use crate::problem::Problem;
+use crate::ratelimit::Limits;
+use crate::readiness::Readiness;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub host: String,
+    pub port: u16,
+    pub allowed_origins: Vec<HeaderValue>,
+    pub rate_limit_rps: u32,
+    pub rate_limit_burst: u32,
+    pub max_body_bytes: usize,
+    pub jwt: JwtSettings,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub services: ServiceAddrs,
+}
+
+impl GatewaySettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let origins = env.string("ALLOWED_ORIGINS", "http://localhost:8000");
+        let allowed_origins = origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|_| ConfigError::new("ALLOWED_ORIGINS", format!("invalid origin {o:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            host: env.string("HOST", "localhost"),
+            port: env.parse("PORT", 8000u16)?,
+            allowed_origins,
+            rate_limit_rps: env.parse("RATE_LIMIT_RPS", 20u32)?,
+            rate_limit_burst: env.parse("RATE_LIMIT_BURST", 40u32)?,
+            max_body_bytes: env.parse("MAX_REQUEST_BODY_BYTES", 64 * 1024usize)?,
+            jwt: JwtSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            amqp: AmqpSettings::from_env(env)?,
+            services: ServiceAddrs::from_env(env)?,
+        })
+    }
+
+    pub fn bind_addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Builds the router and the background task that follows revocations.
+fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Router, AppState)> {
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let auth_channel = pai_common::grpc::channel(&settings.services.auth_url)
+        .with_context(|| format!("AUTH_URL {:?}", settings.services.auth_url))?;
+    let state = AppState {
+        keys,
+        revocations: Arc::new(RevocationSet::default()),
+        limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
+        auth: AuthServiceClient::new(auth_channel.clone()),
+        account: AccountServiceClient::new(auth_channel.clone()),
+        admin: AdminServiceClient::new(auth_channel.clone()),
+        readiness: Arc::new(Readiness {
+            pool,
+            amqp_url: settings.amqp.url.clone(),
+            auth: auth_channel,
+        }),
+    };
+    Ok((router(settings, state.clone()), state))
+}
+
+fn router(settings: &GatewaySettings, state: AppState) -> Router {
+    use routes::{admin, auth, ops, users};
+
+    let api = Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/sessions", get(auth::sessions))
+        .route("/auth/sessions/all", delete(auth::revoke_all_sessions))
+        .route("/auth/sessions/{id}", delete(auth::revoke_session))
+        .route("/auth/validate", get(auth::validate))
+        .route("/users/profile", get(users::profile).put(users::update_profile))
+        .route("/users/change-password", post(users::change_password))
+        .route("/users/account", delete(users::delete_account))
+        .route("/users/account-status", get(users::account_status))
+        .route("/users/deactivate", post(users::deactivate))
+        .route("/users/reactivate", post(users::reactivate))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/users/{id}/deactivate", post(admin::deactivate_user))
+        .route("/admin/users/{id}/reactivate", post(admin::reactivate_user))
+        .route("/openapi.json", get(ops::openapi_json))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::per_ip,
+        ));
+
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(settings.allowed_origins.clone()))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
+
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+    });
+
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics_text))
+        .route("/docs", get(ops::docs))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            Problem::new(ErrorCode::Internal, "the server could not complete the request").into_response()
+        }))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    settings: GatewaySettings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    metrics::handle();
+    let pool = pai_common::db::pool(&settings.database)?;
+    let (app, state) = build(&settings, pool)?;
+
+    let feed_channel = pai_common::grpc::channel(&settings.services.auth_url)?;
+    let feed = AuthInternalClient::with_interceptor(
+        feed_channel,
+        ServiceCredential::new(Arc::clone(&state.keys), "gateway"),
+    );
+    let revocations = Arc::clone(&state.revocations);
+    let follow = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { revocations.follow(feed, shutdown).await }
+    });
+    let limits = state.limits.clone();
+    let pruning = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticker.tick() => limits.retain_recent(),
+                }
+            }
+        }
+    });
+
+    tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .context("gateway HTTP server");
+    shutdown.cancel();
+    let _ = tokio::join!(follow, pruning);
+    result
+}

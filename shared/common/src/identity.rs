@@ -189,6 +189,11 @@ impl JwtKeys {
 
     /// Verifies an access token and returns its subject.
     pub fn verify_access(&self, token: &str) -> Result<UserContext, TokenError> {
+        self.verify_access_claims(token).map(|(_, user)| user)
+    }
+
+    /// Verifies an access token and returns its claims and subject.
+    pub fn verify_access_claims(&self, token: &str) -> Result<(Claims, UserContext), TokenError> {
         let claims = self.decode(token, &self.access)?;
         if claims.typ != ACCESS {
             return Err(TokenError::Invalid);
@@ -199,11 +204,12 @@ impl JwtKeys {
             .as_deref()
             .and_then(|sid| Uuid::parse_str(sid).ok())
             .ok_or(TokenError::Invalid)?;
-        Ok(UserContext {
+        let user = UserContext {
             user_id,
             session_id,
             is_admin: claims.adm,
-        })
+        };
+        Ok((claims, user))
     }
 
     /// Verifies a service credential and returns the calling service's name.

@@ -1,0 +1,157 @@
+//! `pai doctor`: checks what pai needs and prints each problem with its fix.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pai_common::Env;
+use pai_common::config::{AmqpSettings, DatabaseSettings};
+
+/// One check's outcome.
+#[derive(Debug)]
+pub struct Finding {
+    pub check: String,
+    /// `None` when the check passed, else what to do about it.
+    pub problem: Option<(String, String)>,
+}
+
+impl Finding {
+    fn ok(check: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            problem: None,
+        }
+    }
+
+    fn problem(check: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            problem: Some((what.into(), fix.into())),
+        }
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs every check; none of them changes anything.
+pub async fn run(env: &Env) -> Vec<Finding> {
+    let mut findings = vec![config(env)];
+    findings.extend(postgres(env).await);
+    findings.push(rabbitmq(env).await);
+    for (name, default) in [("UPLOAD_PATH", "data/uploads"), ("VECTOR_DB_PATH", "data/vector_db")] {
+        findings.push(folder(name, &env.string(name, default)));
+    }
+    findings
+}
+
+fn config(env: &Env) -> Finding {
+    let result = pai_auth::AuthSettings::from_env(env)
+        .map(drop)
+        .and_then(|()| pai_gateway::GatewaySettings::from_env(env).map(drop));
+    match result {
+        Ok(()) => Finding::ok("configuration"),
+        Err(err) => Finding::problem(
+            "configuration",
+            err.to_string(),
+            format!("set {} in the environment or .env (see .env.example)", err.name),
+        ),
+    }
+}
+
+async fn postgres(env: &Env) -> Vec<Finding> {
+    let settings = match DatabaseSettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(err) => return vec![Finding::problem("postgresql", err.to_string(), "fix DB_POOL_SIZE")],
+    };
+    let pool = match pai_common::db::pool(&settings) {
+        Ok(pool) => pool,
+        Err(err) => {
+            return vec![Finding::problem(
+                "postgresql",
+                err.to_string(),
+                "set DATABASE_URL to postgres://USER:PASSWORD@HOST:5432/pai",
+            )];
+        }
+    };
+    let reachable = tokio::time::timeout(TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await;
+    match reachable {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => {
+            return vec![Finding::problem(
+                "postgresql",
+                format!("cannot connect: {err}"),
+                "start PostgreSQL (`make services`) or fix DATABASE_URL; `pai migrate` creates the database",
+            )];
+        }
+        Err(_) => {
+            return vec![Finding::problem(
+                "postgresql",
+                "no answer within 3 s",
+                "start PostgreSQL (`make services`) or fix DATABASE_URL",
+            )];
+        }
+    }
+    let mut findings = vec![Finding::ok("postgresql")];
+    let schemas = [(pai_auth::SCHEMA, &pai_auth::MIGRATOR)];
+    for (schema, migrator) in schemas {
+        let latest = migrator.iter().map(|m| m.version).max();
+        let check = format!("schema {schema}");
+        match pai_common::db::schema_version(&pool, schema).await {
+            Ok(applied) if applied == latest => findings.push(Finding::ok(check)),
+            Ok(applied) => findings.push(Finding::problem(
+                check,
+                format!("at version {applied:?}, the code expects {latest:?}"),
+                "run `pai migrate`",
+            )),
+            Err(err) => findings.push(Finding::problem(check, err.to_string(), "run `pai migrate`")),
+        }
+    }
+    pool.close().await;
+    findings
+}
+
+async fn rabbitmq(env: &Env) -> Finding {
+    let settings = match AmqpSettings::from_env(env) {
+        Ok(settings) => settings,
+        Err(err) => return Finding::problem("rabbitmq", err.to_string(), "fix AMQP_URL"),
+    };
+    match tokio::time::timeout(TIMEOUT, pai_common::amqp::connect(&settings.url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close(200, "pai doctor").await;
+            Finding::ok("rabbitmq")
+        }
+        Ok(Err(err)) => Finding::problem(
+            "rabbitmq",
+            format!("cannot connect: {err}"),
+            "start RabbitMQ (`make services`) or fix AMQP_URL",
+        ),
+        Err(_) => Finding::problem(
+            "rabbitmq",
+            "no answer within 3 s",
+            "start RabbitMQ (`make services`) or fix AMQP_URL",
+        ),
+    }
+}
+
+fn folder(name: &str, path: &str) -> Finding {
+    let check = format!("{name} ({path})");
+    let dir = Path::new(path);
+    if !dir.exists() {
+        return match std::fs::create_dir_all(dir) {
+            Ok(()) => Finding::ok(check),
+            Err(err) => Finding::problem(
+                check,
+                format!("missing and cannot be created: {err}"),
+                format!("create it or point {name} at a writable folder"),
+            ),
+        };
+    }
+    let probe = dir.join(".pai-doctor");
+    match std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)) {
+        Ok(()) => Finding::ok(check),
+        Err(err) => Finding::problem(
+            check,
+            format!("not writable: {err}"),
+            format!("fix its permissions or point {name} at a writable folder"),
+        ),
+    }
+}

@@ -1,0 +1,6 @@
+//! The `pai` command's library half: starting services, migrations,
+//! administration and diagnostics, shared by the binary and the tests.
+
+pub mod admin;
+pub mod doctor;
+pub mod stack;

@@ -1,0 +1,184 @@
+//! JSON request and response bodies of the REST API, and their mapping
+//! from the protobuf messages.
+
+use chrono::{DateTime, TimeZone, Utc};
+use pai_proto::Timestamp;
+use pai_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+fn time(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
+    let t = t?;
+    Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).unwrap_or_default())
+        .single()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub username: String,
+    pub display_name: String,
+    pub is_admin: bool,
+    pub is_active: bool,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::User> for User {
+    fn from(u: pb::User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            username: u.username,
+            display_name: u.display_name,
+            is_admin: u.is_admin,
+            is_active: u.is_active,
+            created_at: time(u.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u32,
+    pub user: Option<User>,
+}
+
+impl From<pb::TokenResponse> for TokenResponse {
+    fn from(t: pb::TokenResponse) -> Self {
+        Self {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: t.token_type,
+            expires_in: t.expires_in,
+            user: t.user.map(User::from),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// Give `email` or `username` (or `login`, either of them).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub login: Option<String>,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReactivateRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub id: String,
+    pub user_agent: String,
+    pub ip: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+impl From<pb::Session> for Session {
+    fn from(s: pb::Session) -> Self {
+        Self {
+            id: s.id,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            created_at: time(s.created_at),
+            last_used_at: time(s.last_used_at),
+            expires_at: time(s.expires_at),
+            current: s.current,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCount {
+    pub revoked: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Validation {
+    pub valid: bool,
+    pub user_id: String,
+    pub session_id: String,
+    pub is_admin: bool,
+    pub issuer: String,
+    pub audience: String,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateProfileRequest {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordConfirmation {
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountStatus {
+    /// `active`, `deactivated` or `locked`.
+    pub status: String,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl From<pb::AccountStatusResponse> for AccountStatus {
+    fn from(s: pb::AccountStatusResponse) -> Self {
+        Self {
+            status: s.status,
+            locked_until: time(s.locked_until),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub fn unix_time(secs: u64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(i64::try_from(secs).ok()?, 0).single()
+}

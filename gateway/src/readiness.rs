@@ -1,0 +1,76 @@
+//! Readiness: PostgreSQL, RabbitMQ and the backend services answer, and the
+//! revocation feed has been read (until then a revoked token could pass).
+
+use std::time::Duration;
+
+use pai_common::revocation::RevocationSet;
+use serde::Serialize;
+use sqlx::PgPool;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use utoipa::ToSchema;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Readiness {
+    pub pool: PgPool,
+    pub amqp_url: String,
+    pub auth: Channel,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessReport {
+    pub ready: bool,
+    pub postgres: String,
+    pub rabbitmq: String,
+    pub auth: String,
+    pub revocation_feed: String,
+}
+
+fn outcome<E: std::fmt::Display>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> String {
+    match result {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(err)) => format!("error: {err}"),
+        Err(_) => "error: timed out".to_owned(),
+    }
+}
+
+impl Readiness {
+    pub async fn check(&self, revocations: &RevocationSet) -> ReadinessReport {
+        let postgres = tokio::time::timeout(CHECK_TIMEOUT, async {
+            sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+        });
+        let rabbitmq = tokio::time::timeout(CHECK_TIMEOUT, async {
+            let conn = pai_common::amqp::connect(&self.amqp_url).await?;
+            conn.close(200, "readiness check").await.map_err(pai_common::amqp::AmqpError::from)
+        });
+        let auth = tokio::time::timeout(CHECK_TIMEOUT, async {
+            let response = HealthClient::new(self.auth.clone())
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            if response.into_inner().status == ServingStatus::Serving as i32 {
+                Ok(())
+            } else {
+                Err(tonic::Status::unavailable("not serving"))
+            }
+        });
+        let (postgres, rabbitmq, auth) = tokio::join!(postgres, rabbitmq, auth);
+        let report = ReadinessReport {
+            ready: false,
+            postgres: outcome(postgres),
+            rabbitmq: outcome(rabbitmq),
+            auth: outcome(auth),
+            revocation_feed: if revocations.is_synced() { "ok" } else { "error: not synced yet" }.to_owned(),
+        };
+        ReadinessReport {
+            ready: [&report.postgres, &report.rabbitmq, &report.auth, &report.revocation_feed]
+                .iter()
+                .all(|s| s.as_str() == "ok"),
+            ..report
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use pai_common::JwtKeys;
+use pai_common::revocation::RevocationSet;
+use pai_proto::v1::account_service_client::AccountServiceClient;
+use pai_proto::v1::admin_service_client::AdminServiceClient;
+use pai_proto::v1::auth_service_client::AuthServiceClient;
+use tonic::Request;
+use tonic::transport::Channel;
+
+use crate::ratelimit::Limits;
+use crate::readiness::Readiness;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub keys: Arc<JwtKeys>,
+    pub revocations: Arc<RevocationSet>,
+    pub limits: Limits,
+    pub auth: AuthServiceClient<Channel>,
+    pub account: AccountServiceClient<Channel>,
+    pub admin: AdminServiceClient<Channel>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Wraps a message in a request carrying the caller's bearer token, which
+/// the service verifies again.
+pub fn authorized<T>(token: &str, message: T) -> Request<T> {
+    pai_common::identity::with_bearer(Request::new(message), token)
+}
