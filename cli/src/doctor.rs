@@ -37,7 +37,10 @@ pub async fn run(env: &Env) -> Vec<Finding> {
     let mut findings = vec![config(env)];
     findings.extend(postgres(env).await);
     findings.push(rabbitmq(env).await);
-    for (name, default) in [("UPLOAD_PATH", "data/uploads"), ("VECTOR_DB_PATH", "data/vector_db")] {
+    for (name, default) in [
+        ("UPLOAD_PATH", "data/uploads"),
+        ("VECTOR_DB_PATH", "data/vector_db"),
+    ] {
         findings.push(folder(name, &env.string(name, default)));
     }
     findings
@@ -52,7 +55,10 @@ fn config(env: &Env) -> Finding {
         Err(err) => Finding::problem(
             "configuration",
             err.to_string(),
-            format!("set {} in the environment or .env (see .env.example)", err.name),
+            format!(
+                "set {} in the environment or .env (see .env.example)",
+                err.name
+            ),
         ),
     }
 }
@@ -60,7 +66,13 @@ fn config(env: &Env) -> Finding {
 async fn postgres(env: &Env) -> Vec<Finding> {
     let settings = match DatabaseSettings::from_env(env) {
         Ok(settings) => settings,
-        Err(err) => return vec![Finding::problem("postgresql", err.to_string(), "fix DB_POOL_SIZE")],
+        Err(err) => {
+            return vec![Finding::problem(
+                "postgresql",
+                err.to_string(),
+                "fix DB_POOL_SIZE",
+            )];
+        }
     };
     let pool = match pai_common::db::pool(&settings) {
         Ok(pool) => pool,
@@ -102,7 +114,11 @@ async fn postgres(env: &Env) -> Vec<Finding> {
                 format!("at version {applied:?}, the code expects {latest:?}"),
                 "run `pai migrate`",
             )),
-            Err(err) => findings.push(Finding::problem(check, err.to_string(), "run `pai migrate`")),
+            Err(err) => findings.push(Finding::problem(
+                check,
+                err.to_string(),
+                "run `pai migrate`",
+            )),
         }
     }
     pool.close().await;

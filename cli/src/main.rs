@@ -6,7 +6,11 @@ use pai::stack::{self, Service, Stack};
 use pai_common::Env;
 
 #[derive(Parser)]
-#[command(name = "pai", version, about = "Self-hosted, multi-user personal AI agent")]
+#[command(
+    name = "pai",
+    version,
+    about = "Self-hosted, multi-user personal AI agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -38,7 +38,10 @@ impl FromStr for Service {
             .find(|service| service.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Self::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown service {s:?}; expected one of {}", names.join(", "))
+                format!(
+                    "unknown service {s:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -104,7 +107,10 @@ impl Stack {
             stack.auth_addr = Some(addr);
             let token = shutdown.clone();
             tasks.spawn(async move {
-                (Service::Auth, pai_auth::serve(settings, pool, listener, token).await)
+                (
+                    Service::Auth,
+                    pai_auth::serve(settings, pool, listener, token).await,
+                )
             });
         }
         if let Some(settings) = gateway_settings {
@@ -115,7 +121,10 @@ impl Stack {
             stack.gateway_addr = Some(addr);
             let token = shutdown.clone();
             tasks.spawn(async move {
-                (Service::Gateway, pai_gateway::serve(settings, listener, token).await)
+                (
+                    Service::Gateway,
+                    pai_gateway::serve(settings, listener, token).await,
+                )
             });
         }
         stack.tasks = tasks;
@@ -138,7 +147,9 @@ impl Stack {
                     tracing::error!(service = service.name(), error = %format!("{err:#}"), "service failed");
                     first_error.get_or_insert(err);
                 }
-                Ok((service, Ok(()))) => tracing::info!(service = service.name(), "service stopped"),
+                Ok((service, Ok(()))) => {
+                    tracing::info!(service = service.name(), "service stopped")
+                }
                 Err(err) => {
                     first_error.get_or_insert_with(|| anyhow::anyhow!("service task: {err}"));
                 }

@@ -47,7 +47,9 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
         JsonRejection::MissingJsonContentType(_) => {
             "expected a body with Content-Type: application/json".to_owned()
         }
-        JsonRejection::BytesRejection(_) => "the request body is too large or unreadable".to_owned(),
+        JsonRejection::BytesRejection(_) => {
+            "the request body is too large or unreadable".to_owned()
+        }
         _ => rejection.body_text(),
     };
     Problem::new(code, detail)

@@ -66,8 +66,9 @@ impl GatewaySettings {
             .map(str::trim)
             .filter(|o| !o.is_empty())
             .map(|o| {
-                HeaderValue::from_str(o)
-                    .map_err(|_| ConfigError::new("ALLOWED_ORIGINS", format!("invalid origin {o:?}")))
+                HeaderValue::from_str(o).map_err(|_| {
+                    ConfigError::new("ALLOWED_ORIGINS", format!("invalid origin {o:?}"))
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -122,7 +123,10 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .route("/auth/sessions/all", delete(auth::revoke_all_sessions))
         .route("/auth/sessions/{id}", delete(auth::revoke_session))
         .route("/auth/validate", get(auth::validate))
-        .route("/users/profile", get(users::profile).put(users::update_profile))
+        .route(
+            "/users/profile",
+            get(users::profile).put(users::update_profile),
+        )
         .route("/users/change-password", post(users::change_password))
         .route("/users/account", delete(users::delete_account))
         .route("/users/account-status", get(users::account_status))
@@ -164,7 +168,11 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            Problem::new(ErrorCode::Internal, "the server could not complete the request").into_response()
+            Problem::new(
+                ErrorCode::Internal,
+                "the server could not complete the request",
+            )
+            .into_response()
         }))
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

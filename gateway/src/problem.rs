@@ -47,7 +47,6 @@ impl Problem {
             .insert("retry_after".into(), Value::from(seconds.max(1)));
         self
     }
-
 }
 
 impl From<ServiceError> for Problem {
@@ -66,7 +65,10 @@ impl From<ServiceError> for Problem {
 
 impl From<tonic::Status> for Problem {
     fn from(status: tonic::Status) -> Self {
-        if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal) {
+        if matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        ) {
             tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
         }
         ServiceError::from_status(&status).into()

@@ -7,9 +7,9 @@ use pai_common::revocation::RevocationSet;
 use serde::Serialize;
 use sqlx::PgPool;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use utoipa::ToSchema;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,7 +29,9 @@ pub struct ReadinessReport {
     pub revocation_feed: String,
 }
 
-fn outcome<E: std::fmt::Display>(result: Result<Result<(), E>, tokio::time::error::Elapsed>) -> String {
+fn outcome<E: std::fmt::Display>(
+    result: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> String {
     match result {
         Ok(Ok(())) => "ok".to_owned(),
         Ok(Err(err)) => format!("error: {err}"),
@@ -44,7 +46,9 @@ impl Readiness {
         });
         let rabbitmq = tokio::time::timeout(CHECK_TIMEOUT, async {
             let conn = pai_common::amqp::connect(&self.amqp_url).await?;
-            conn.close(200, "readiness check").await.map_err(pai_common::amqp::AmqpError::from)
+            conn.close(200, "readiness check")
+                .await
+                .map_err(pai_common::amqp::AmqpError::from)
         });
         let auth = tokio::time::timeout(CHECK_TIMEOUT, async {
             let response = HealthClient::new(self.auth.clone())
@@ -64,12 +68,22 @@ impl Readiness {
             postgres: outcome(postgres),
             rabbitmq: outcome(rabbitmq),
             auth: outcome(auth),
-            revocation_feed: if revocations.is_synced() { "ok" } else { "error: not synced yet" }.to_owned(),
+            revocation_feed: if revocations.is_synced() {
+                "ok"
+            } else {
+                "error: not synced yet"
+            }
+            .to_owned(),
         };
         ReadinessReport {
-            ready: [&report.postgres, &report.rabbitmq, &report.auth, &report.revocation_feed]
-                .iter()
-                .all(|s| s.as_str() == "ok"),
+            ready: [
+                &report.postgres,
+                &report.rabbitmq,
+                &report.auth,
+                &report.revocation_feed,
+            ]
+            .iter()
+            .all(|s| s.as_str() == "ok"),
             ..report
         }
     }

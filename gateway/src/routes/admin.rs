@@ -23,7 +23,10 @@ fn require_admin(auth: &AuthUser) -> Result<(), Problem> {
     if auth.user.is_admin {
         Ok(())
     } else {
-        Err(Problem::new(ErrorCode::Forbidden, "administrator role required"))
+        Err(Problem::new(
+            ErrorCode::Forbidden,
+            "administrator role required",
+        ))
     }
 }
 

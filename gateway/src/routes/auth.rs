@@ -47,11 +47,10 @@ pub async fn login(
     UserAgent(agent): UserAgent,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
-    let login = body
-        .login
-        .or(body.email)
-        .or(body.username)
-        .ok_or_else(|| Problem::new(ErrorCode::Unprocessable, "email or username is required"))?;
+    let login =
+        body.login.or(body.email).or(body.username).ok_or_else(|| {
+            Problem::new(ErrorCode::Unprocessable, "email or username is required")
+        })?;
     let tokens = state
         .auth
         .login(pb::LoginRequest {

@@ -49,7 +49,10 @@ pub async fn not_found(OriginalUri(uri): OriginalUri) -> Problem {
 }
 
 pub async fn method_not_allowed(OriginalUri(uri): OriginalUri) -> Response {
-    let mut problem = Problem::new(ErrorCode::BadRequest, format!("method not allowed on {}", uri.path()));
+    let mut problem = Problem::new(
+        ErrorCode::BadRequest,
+        format!("method not allowed on {}", uri.path()),
+    );
     problem.status = 405;
     problem.title = "Method not allowed".to_owned();
     problem.into_response()

@@ -14,7 +14,10 @@ use crate::state::{AppState, authorized};
 
 #[utoipa::path(get, path = "/api/users/profile", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = Problem)))]
-pub async fn profile(State(mut state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<User>> {
+pub async fn profile(
+    State(mut state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<axum::Json<User>> {
     let user = state
         .account
         .get_profile(authorized(&auth.token, pb::Empty {}))

@@ -82,7 +82,11 @@ fn parse_cursor(cursor: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Status> {
     if cursor.is_empty() {
         return Ok(None);
     }
-    let invalid = || Status::from(AuthError::Invalid("cursor: not a cursor of this list".into()));
+    let invalid = || {
+        Status::from(AuthError::Invalid(
+            "cursor: not a cursor of this list".into(),
+        ))
+    };
     let (micros, id) = cursor.split_once('_').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
     let time = Utc.timestamp_micros(micros).single().ok_or_else(invalid)?;
@@ -311,7 +315,11 @@ impl AdminService for Grpc {
         let ctx = UserContext::from_request(&request)?;
         self.service.authorize(&ctx).await?;
         let page = request.into_inner().page.unwrap_or_default();
-        let limit = if page.limit == 0 { 50 } else { page.limit.min(200) };
+        let limit = if page.limit == 0 {
+            50
+        } else {
+            page.limit.min(200)
+        };
         let after = parse_cursor(&page.cursor)?;
         let users = self.service.list_users(after, limit).await?;
         let next_cursor = if users.len() == limit as usize {
@@ -351,7 +359,10 @@ impl AuthInternal for Grpc {
             .map_err(Status::from)?;
         let last_seq = match rows.last() {
             Some((seq, _, _)) => *seq,
-            None => repo::last_revocation_seq(pool).await.map_err(Status::from)?.max(after_seq),
+            None => repo::last_revocation_seq(pool)
+                .await
+                .map_err(Status::from)?
+                .max(after_seq),
         };
         Ok(Response::new(pb::RevocationFeedResponse {
             revocations: rows

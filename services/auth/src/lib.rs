@@ -59,7 +59,10 @@ impl AuthSettings {
         }
         let attempts = env.parse("FAILED_LOGIN_ATTEMPTS_LIMIT", 5u32)?;
         if attempts == 0 {
-            return Err(ConfigError::new("FAILED_LOGIN_ATTEMPTS_LIMIT", "must be at least 1"));
+            return Err(ConfigError::new(
+                "FAILED_LOGIN_ATTEMPTS_LIMIT",
+                "must be at least 1",
+            ));
         }
         let defaults = Argon2Settings::default();
         Ok(Self {
@@ -115,9 +118,7 @@ pub async fn serve(
     let pruner_task = tokio::spawn(prune_revocations(pool, shutdown.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<AuthServiceServer<grpc::Grpc>>()
-        .await;
+    health.set_serving::<AuthServiceServer<grpc::Grpc>>().await;
     tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -134,7 +135,10 @@ pub async fn serve(
             handlers,
             RequireService::new(keys),
         ))
-        .serve_with_incoming_shutdown(grpc_util::incoming(listener), shutdown.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(
+            grpc_util::incoming(listener),
+            shutdown.clone().cancelled_owned(),
+        )
         .await
         .context("auth gRPC server");
     shutdown.cancel();

@@ -152,7 +152,7 @@ impl PasswordPolicy {
 
 fn is_common(lower: &str) -> bool {
     COMMON_PASSWORDS.lines().any(|line| line.trim() == lower)
-        || lower.chars().all(|c| Some(c) == lower.chars().next())
+        || lower.chars().all(|c| lower.starts_with(c))
 }
 
 #[cfg(test)]

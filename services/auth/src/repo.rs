@@ -79,7 +79,10 @@ pub async fn find_by_login(pool: &PgPool, login: &str) -> Result<Option<UserRow>
         "SELECT {USER_COLUMNS} FROM auth.users u \
          WHERE lower(u.email) = lower($1) OR lower(u.username) = lower($1) LIMIT 1"
     );
-    Ok(sqlx::query_as(&sql).bind(login).fetch_optional(pool).await?)
+    Ok(sqlx::query_as(&sql)
+        .bind(login)
+        .fetch_optional(pool)
+        .await?)
 }
 
 pub async fn find_by_id(pool: &PgPool, user_id: Uuid) -> Result<Option<UserRow>> {

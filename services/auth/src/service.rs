@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pai_common::identity::JwtKeys;
 use pai_common::UserContext;
+use pai_common::identity::JwtKeys;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -56,14 +56,19 @@ fn is_unique_violation(err: &AuthError) -> bool {
 
 fn validate_email(email: &str) -> Result<()> {
     let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
         && !email.chars().any(char::is_whitespace);
     if valid {
         Ok(())
     } else {
-        Err(AuthError::Invalid("email: not a valid email address".into()))
+        Err(AuthError::Invalid(
+            "email: not a valid email address".into(),
+        ))
     }
 }
 
@@ -165,7 +170,12 @@ impl AuthService {
 
     /// Checks a password for a login, applying lockout. Unknown logins and
     /// wrong passwords get the same error after the same work.
-    async fn check_credentials(&self, login: &str, password: &str, client: &Client) -> Result<UserRow> {
+    async fn check_credentials(
+        &self,
+        login: &str,
+        password: &str,
+        client: &Client,
+    ) -> Result<UserRow> {
         let Some(user) = repo::find_by_login(&self.pool, login.trim()).await? else {
             self.hasher.verify_dummy(password).await?;
             repo::record_attempt(&self.pool, None, &client.ip, false).await?;
@@ -178,9 +188,13 @@ impl AuthService {
         if !self.hasher.verify(password, &user.password_hash).await? {
             repo::record_attempt(&self.pool, Some(user.id), &client.ip, false).await?;
             let limit = i32::try_from(self.lockout.attempts).unwrap_or(i32::MAX);
-            let locked =
-                repo::record_failure(&self.pool, user.id, limit, chrono_duration(self.lockout.duration))
-                    .await?;
+            let locked = repo::record_failure(
+                &self.pool,
+                user.id,
+                limit,
+                chrono_duration(self.lockout.duration),
+            )
+            .await?;
             return Err(match locked {
                 Some(until) => AuthError::Locked { until },
                 None => AuthError::InvalidCredentials,
@@ -220,18 +234,21 @@ impl AuthService {
         let Some(found) = repo::find_refresh(&self.pool, &hash).await? else {
             return Err(AuthError::RefreshInvalid);
         };
-        if found.session_revoked || found.session_expires_at <= Utc::now() || !found.user.is_active {
+        if found.session_revoked || found.session_expires_at <= Utc::now() || !found.user.is_active
+        {
             return Err(AuthError::RefreshInvalid);
         }
         if found.used_at.is_some() {
-            self.revoke_for_reuse(found.user.id, found.session_id).await?;
+            self.revoke_for_reuse(found.user.id, found.session_id)
+                .await?;
             return Err(AuthError::RefreshInvalid);
         }
         let (next, next_hash) = tokens::new_refresh_token();
         let mut tx = self.pool.begin().await?;
         if !repo::use_refresh(&mut tx, &hash).await? {
             drop(tx);
-            self.revoke_for_reuse(found.user.id, found.session_id).await?;
+            self.revoke_for_reuse(found.user.id, found.session_id)
+                .await?;
             return Err(AuthError::RefreshInvalid);
         }
         repo::insert_refresh_token(&mut tx, &next_hash, found.session_id, found.user.id).await?;
@@ -285,16 +302,22 @@ impl AuthService {
         if let Some(username) = username {
             validate_username(username)?;
         }
-        repo::update_profile(&self.pool, ctx.user_id, email, username, display_name.map(str::trim))
-            .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    AuthError::Conflict("this email or username is taken".into())
-                } else {
-                    err
-                }
-            })?
-            .ok_or(AuthError::SessionInvalid)
+        repo::update_profile(
+            &self.pool,
+            ctx.user_id,
+            email,
+            username,
+            display_name.map(str::trim),
+        )
+        .await
+        .map_err(|err| {
+            if is_unique_violation(&err) {
+                AuthError::Conflict("this email or username is taken".into())
+            } else {
+                err
+            }
+        })?
+        .ok_or(AuthError::SessionInvalid)
     }
 
     async fn confirm_password(&self, user: &UserRow, password: &str) -> Result<()> {

@@ -169,7 +169,10 @@ impl JwtSettings {
         }
         let minutes = env.parse("JWT_EXPIRATION_MINUTES", 15u64)?;
         if minutes == 0 {
-            return Err(ConfigError::new("JWT_EXPIRATION_MINUTES", "must be at least 1"));
+            return Err(ConfigError::new(
+                "JWT_EXPIRATION_MINUTES",
+                "must be at least 1",
+            ));
         }
         Ok(Self {
             secret: SecretString::from(secret),

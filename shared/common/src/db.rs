@@ -75,7 +75,9 @@ pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> Result
     .execute(&mut *conn)
     .await?;
     let result = migrator.run(&mut *conn).await;
-    sqlx::raw_sql("RESET search_path").execute(&mut *conn).await?;
+    sqlx::raw_sql("RESET search_path")
+        .execute(&mut *conn)
+        .await?;
     result.map_err(|source| DbError::Migrate {
         schema: schema.to_owned(),
         source,

@@ -181,9 +181,15 @@ impl JwtKeys {
     fn decode(&self, token: &str, validation: &Validation) -> Result<Claims, TokenError> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, validation)
             .map(|data| data.claims)
-            .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
+            .map_err(|err| {
+                if matches!(
+                    err.kind(),
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                ) {
+                    TokenError::Expired
+                } else {
+                    TokenError::Invalid
+                }
             })
     }
 
@@ -381,8 +387,14 @@ mod tests {
         let theirs = keys("ffffffffffffffffffffffffffffffff", "pai-api");
         let other_aud = keys("0123456789abcdef0123456789abcdef", "other");
         let user = user();
-        assert_eq!(ours.verify_access(&theirs.issue_access(&user)), Err(TokenError::Invalid));
-        assert_eq!(ours.verify_access(&other_aud.issue_access(&user)), Err(TokenError::Invalid));
+        assert_eq!(
+            ours.verify_access(&theirs.issue_access(&user)),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            ours.verify_access(&other_aud.issue_access(&user)),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! Admin routes: only administrators, paging, deactivate/reactivate.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, spawn_app};
+
+#[tokio::test]
+async fn non_admins_get_403_on_every_admin_route() {
+    let app = spawn_app().await;
+    let user = app.register("uma").await;
+    let token = user["access_token"].as_str().unwrap();
+    let id = user["user"]["id"].as_str().unwrap();
+    app.get("/api/admin/users", token).await.assert_problem(403);
+    for action in ["deactivate", "reactivate"] {
+        app.post(
+            &format!("/api/admin/users/{id}/{action}"),
+            Some(token),
+            json!({}),
+        )
+        .await
+        .assert_problem(403);
+    }
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn admins_list_users_page_by_page() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.register(&format!("user{i}")).await;
+    }
+    app.register("boss").await;
+    let admin = app.make_admin("boss").await;
+    let token = admin["access_token"].as_str().unwrap();
+    assert_eq!(admin["user"]["is_admin"], true);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/admin/users?limit=2&cursor={c}"),
+            None => "/api/admin/users?limit=2".to_owned(),
+        };
+        let page = app.get(&path, token).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for user in page.body["users"].as_array().unwrap() {
+            seen.push(user["username"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["boss", "user0", "user1", "user2", "user3", "user4"]);
+    app.get("/api/admin/users?cursor=bogus", token)
+        .await
+        .assert_problem(400);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_login() {
+    let app = spawn_app().await;
+    let victim = app.register("vera").await;
+    app.register("root").await;
+    let admin = app.make_admin("root").await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let id = victim["user"]["id"].as_str().unwrap();
+
+    let r = app
+        .post(
+            &format!("/api/admin/users/{id}/deactivate"),
+            Some(admin_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["is_active"], false);
+    app.until_unauthorized(
+        "/api/auth/validate",
+        victim["access_token"].as_str().unwrap(),
+        Duration::from_secs(1),
+    )
+    .await;
+    app.login("vera", PASSWORD).await.assert_problem(403);
+
+    let r = app
+        .post(
+            &format!("/api/admin/users/{id}/reactivate"),
+            Some(admin_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["is_active"], true);
+    assert_eq!(app.login("vera", PASSWORD).await.status, StatusCode::OK);
+
+    let missing = uuid::Uuid::new_v4();
+    app.post(
+        &format!("/api/admin/users/{missing}/deactivate"),
+        Some(admin_token),
+        json!({}),
+    )
+    .await
+    .assert_problem(404);
+    app.finish().await;
+}

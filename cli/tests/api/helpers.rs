@@ -1,0 +1,324 @@
+//! `spawn_app()`: a whole pai stack in this process on fresh resources:
+//! its own PostgreSQL database and its own RabbitMQ events exchange, ports
+//! picked by the OS. `TEST_LOG=1` shows the logs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use pai::stack::{self, Service, Stack};
+use pai_common::Env;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "plum-orchard-lantern-42";
+
+pub fn admin_db_url() -> String {
+    std::env::var("PAI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("PAI_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem body with `status`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+        assert!(self.body["type"].is_string());
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub auth_addr: SocketAddr,
+    pub env: Env,
+    pub db: PgPool,
+    pub http: reqwest::Client,
+    pub exchange: String,
+    pub jwt_secret: String,
+    db_name: String,
+    stack: Option<Stack>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Options {
+    pub fn var(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.push((name, value.into()));
+        self
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        pai_common::telemetry::init(&Env::from_pairs([("RUST_LOG", "info")]));
+    }
+    let id = Uuid::new_v4().simple().to_string();
+    let db_name = format!("pai_test_{id}");
+    let exchange = format!("pai.test.{id}");
+    let jwt_secret = format!("test-secret-{id}");
+    let mut env = Env::from_pairs([
+        ("DATABASE_URL", with_database(&admin_db_url(), &db_name)),
+        ("DB_POOL_SIZE", "10".into()),
+        ("AMQP_URL", amqp_url()),
+        ("AMQP_EVENTS_EXCHANGE", exchange.clone()),
+        ("JWT_SECRET_KEY", jwt_secret.clone()),
+        ("HOST", "127.0.0.1".into()),
+        ("PORT", "0".into()),
+        ("AUTH_GRPC_ADDR", "127.0.0.1:0".into()),
+        ("RATE_LIMIT_RPS", "0".into()),
+        ("ACCOUNT_LOCKOUT_DURATION", "2".into()),
+        ("ALLOWED_ORIGINS", "http://allowed.example".into()),
+    ]);
+    for (name, value) in options.vars {
+        env = env.with(name, value);
+    }
+    stack::migrate(&env, &Service::ALL).await.expect("migrate");
+    let stack = Stack::start(&env, &Service::ALL)
+        .await
+        .expect("start stack");
+    let addr = stack.gateway_addr.expect("gateway address");
+    let auth_addr = stack.auth_addr.expect("auth address");
+    let db = PgPool::connect(&with_database(&admin_db_url(), &db_name))
+        .await
+        .expect("test pool");
+    let app = TestApp {
+        addr,
+        auth_addr,
+        env,
+        db,
+        http: reqwest::Client::builder()
+            .user_agent("pai-tests")
+            .build()
+            .expect("http client"),
+        exchange,
+        jwt_secret,
+        db_name,
+        stack: Some(stack),
+    };
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the stack never became ready");
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str, body: Option<Value>) -> Response {
+        self.call(Method::DELETE, path, Some(token), body).await
+    }
+
+    /// Registers `name` (email `name@example.com`) and returns the token response.
+    pub async fn register(&self, name: &str) -> Value {
+        let r = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": format!("{name}@example.com"), "username": name, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "register {name}: {}", r.body);
+        r.body
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> Response {
+        self.post(
+            "/api/auth/login",
+            None,
+            json!({"email": format!("{name}@example.com"), "password": password}),
+        )
+        .await
+    }
+
+    /// Polls `path` with `token` until it answers 401, for at most `limit`.
+    /// Returns how long it took.
+    pub async fn until_unauthorized(&self, path: &str, token: &str, limit: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        loop {
+            let r = self.get(path, token).await;
+            if r.status == StatusCode::UNAUTHORIZED {
+                r.assert_problem(401);
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{path} still answered {} after {limit:?}",
+                r.status
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Makes `user_id` an administrator, as `pai admin` would have.
+    pub async fn make_admin(&self, name: &str) -> Value {
+        sqlx::query("UPDATE auth.users SET is_admin = true WHERE username = $1")
+            .bind(name)
+            .execute(&self.db)
+            .await
+            .expect("promote");
+        let r = self.login(name, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
+    }
+
+    /// A queue bound to this app's exchange for `routing_key`.
+    pub async fn listen(&self, routing_key: &str) -> lapin::Consumer {
+        let conn = pai_common::amqp::connect(&amqp_url()).await.expect("amqp");
+        let channel = conn.create_channel().await.expect("channel");
+        pai_common::amqp::declare_events_exchange(&channel, &self.exchange)
+            .await
+            .expect("exchange");
+        let queue = channel
+            .queue_declare(
+                "",
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue");
+        channel
+            .queue_bind(
+                queue.name().as_str(),
+                &self.exchange,
+                routing_key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        channel
+            .basic_consume(
+                queue.name().as_str(),
+                "test",
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume")
+    }
+
+    /// Stops the stack and removes the database and the exchange.
+    pub async fn finish(mut self) {
+        if let Some(stack) = self.stack.take() {
+            stack.stop().await.expect("stack stopped cleanly");
+        }
+        self.db.close().await;
+        let mut admin = PgConnection::connect(&admin_db_url()).await.expect("admin");
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.db_name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("drop test database");
+        if let Ok(conn) = pai_common::amqp::connect(&amqp_url()).await
+            && let Ok(channel) = conn.create_channel().await
+        {
+            let _ = channel
+                .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! End-to-end tests of pai through the REST gateway (and gRPC directly),
+//! against the real PostgreSQL and RabbitMQ. One binary, a module per feature.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly where it stands"
+)]
+
+#[allow(
+    dead_code,
+    reason = "each test module uses a different part of the helpers"
+)]
+mod helpers;
+
+mod accounts;
+mod admin;
+mod bad_input;
+mod concurrency;
+mod deletion;
+mod grpc_direct;
+mod lockout;
+mod ops;
+mod revocation;
+mod sessions;
+mod tokens;
