@@ -73,6 +73,7 @@ doctor: deps ## diagnose PostgreSQL, RabbitMQ, models, disk
 
 bench-auth: deps services ## auth benchmark (release build)
 	cargo build --release -p pai
+	cargo build --release -p pai-auth --example argon2_rate
 	bash scripts/bench-auth.sh
 
 bench: bench-auth ## all benchmarks
