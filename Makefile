@@ -23,10 +23,13 @@ export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 # Integration tests create (and drop) their own pai_test_* databases from here.
 export PAI_TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 export PAI_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
+# Default models (scripts/install-models.sh puts them here; tests read them too).
+export PAI_MODELS_DIR ?= $(HOME)/.cache/pai/models
+export EMBEDDING_MODEL_PATH ?= $(PAI_MODELS_DIR)/all-minilm-l6-v2
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services build run test lint fmt migrate doctor bench-auth bench docker clean-test-dbs env-file
+.PHONY: help deps services models build run test lint fmt migrate doctor bench-auth bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -36,6 +39,9 @@ deps: ## install missing Debian build packages
 
 services: ## make PostgreSQL and RabbitMQ reachable (installs/starts local ones)
 	@bash scripts/ensure-services.sh
+
+models: ## install the default models when missing
+	@bash scripts/install-models.sh
 
 build: deps ## release build of the pai binary
 	cargo build --release -p pai
@@ -48,11 +54,11 @@ env-file: # create .env with a random JWT_SECRET_KEY when there is none
 	  echo "make: created .env from .env.example with a random JWT_SECRET_KEY"; \
 	fi
 
-run: deps services build env-file ## migrate, then run every service in one process
+run: deps services models build env-file ## migrate, then run every service in one process
 	$(PAI) migrate
 	exec $(PAI) run
 
-test: deps ## fmt check, clippy, all tests (what CI runs)
+test: deps models ## fmt check, clippy, all tests (what CI runs)
 	@DATABASE_URL="$$PAI_TEST_DATABASE_URL" AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/ensure-services.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -32,7 +32,7 @@ impl Finding {
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Runs every check; none of them changes anything.
+/// Runs every check; the only change it makes is creating a missing data folder.
 pub async fn run(env: &Env) -> Vec<Finding> {
     let mut findings = vec![config(env)];
     findings.extend(postgres(env).await);

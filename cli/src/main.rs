@@ -5,6 +5,9 @@ use clap::{Parser, Subcommand};
 use pai::stack::{self, Service, Stack};
 use pai_common::Env;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pai",
@@ -84,12 +87,18 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<std::process::ExitCode> {
             if let Some(addr) = stack.gateway_addr {
                 tracing::info!("pai is serving on http://{addr}");
             }
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("shutting down");
-                shutdown.cancel();
-            });
-            stack.wait().await?;
+            let services_done = stack.wait();
+            tokio::pin!(services_done);
+            tokio::select! {
+                result = &mut services_done => result?,
+                () = wait_for_signal() => {
+                    tracing::info!("shutting down");
+                    shutdown.cancel();
+                    tokio::time::timeout(stack::GRACE_PERIOD, services_done)
+                        .await
+                        .context("services did not stop within the grace period")??;
+                }
+            }
         }
         Command::Migrate => {
             stack::migrate(&env, &Service::ALL).await?;

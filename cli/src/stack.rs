@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context;
 use pai_auth::AuthSettings;
@@ -10,6 +11,9 @@ use pai_common::Env;
 use pai_gateway::GatewaySettings;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How long stopping services may take before the process gives up on them.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
 
 /// A service `pai run --service NAME` can start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,9 +162,15 @@ impl Stack {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Stops every service and waits for them.
+    /// Stops every service and waits for them, at most [`GRACE_PERIOD`].
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.wait().await
+        tokio::time::timeout(GRACE_PERIOD, self.wait())
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "services still running after {GRACE_PERIOD:?}"
+                ))
+            })
     }
 }

@@ -95,7 +95,7 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
     let auth_channel = pai_common::grpc::channel(&settings.services.auth_url)
         .with_context(|| format!("AUTH_URL {:?}", settings.services.auth_url))?;
-    let state = AppState {
+    let state = AppState::new(state::Shared {
         keys,
         revocations: Arc::new(RevocationSet::default()),
         limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
@@ -107,7 +107,7 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
             amqp_url: settings.amqp.url.clone(),
             auth: auth_channel,
         }),
-    };
+    });
     Ok((router(settings, state.clone()), state))
 }
 

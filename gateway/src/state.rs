@@ -13,8 +13,25 @@ use tonic::transport::Channel;
 use crate::ratelimit::Limits;
 use crate::readiness::Readiness;
 
+/// Cheap to clone: handlers and extractors take it on every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub keys: Arc<JwtKeys>,
     pub revocations: Arc<RevocationSet>,
     pub limits: Limits,

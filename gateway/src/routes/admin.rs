@@ -33,13 +33,14 @@ fn require_admin(auth: &AuthUser) -> Result<(), Problem> {
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
     params(PageParams), responses((status = 200, body = UserPage), (status = 403, body = Problem)))]
 pub async fn list_users(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<UserPage>> {
     require_admin(&auth)?;
     let page = state
         .admin
+        .clone()
         .list_users(authorized(
             &auth.token,
             pb::ListUsersRequest {
@@ -58,7 +59,7 @@ pub async fn list_users(
 }
 
 async fn set_active(
-    state: &mut AppState,
+    state: &AppState,
     auth: &AuthUser,
     user_id: String,
     active: bool,
@@ -66,6 +67,7 @@ async fn set_active(
     require_admin(auth)?;
     let user = state
         .admin
+        .clone()
         .set_user_active(authorized(
             &auth.token,
             pb::SetUserActiveRequest { user_id, active },
@@ -78,19 +80,19 @@ async fn set_active(
 #[utoipa::path(post, path = "/api/admin/users/{id}/deactivate", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
 pub async fn deactivate_user(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_active(&mut state, &auth, id, false).await
+    set_active(&state, &auth, id, false).await
 }
 
 #[utoipa::path(post, path = "/api/admin/users/{id}/reactivate", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
 pub async fn reactivate_user(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_active(&mut state, &auth, id, true).await
+    set_active(&state, &auth, id, true).await
 }

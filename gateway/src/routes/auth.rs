@@ -19,13 +19,14 @@ use crate::state::{AppState, authorized};
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = TokenResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn register(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     ip: ClientIp,
     UserAgent(agent): UserAgent,
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let tokens = state
         .auth
+        .clone()
         .register(pb::RegisterRequest {
             email: body.email,
             username: body.username,
@@ -42,7 +43,7 @@ pub async fn register(
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem),
         (status = 423, body = Problem), (status = 429, body = Problem)))]
 pub async fn login(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     ip: ClientIp,
     UserAgent(agent): UserAgent,
     Json(body): Json<LoginRequest>,
@@ -53,6 +54,7 @@ pub async fn login(
         })?;
     let tokens = state
         .auth
+        .clone()
         .login(pb::LoginRequest {
             login,
             password: body.password,
@@ -66,13 +68,14 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
 pub async fn refresh(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     ip: ClientIp,
     UserAgent(agent): UserAgent,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
     let tokens = state
         .auth
+        .clone()
         .refresh(pb::RefreshRequest {
             refresh_token: body.refresh_token,
             client: Some(client_info(ip, agent.as_deref())),
@@ -84,9 +87,10 @@ pub async fn refresh(
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem)))]
-pub async fn logout(State(mut state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
     state
         .account
+        .clone()
         .logout(authorized(&auth.token, pb::Empty {}))
         .await?;
     state.revocations.insert(
@@ -99,11 +103,12 @@ pub async fn logout(State(mut state): State<AppState>, auth: AuthUser) -> ApiRes
 #[utoipa::path(get, path = "/api/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = SessionList), (status = 401, body = Problem)))]
 pub async fn sessions(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
 ) -> ApiResult<axum::Json<SessionList>> {
     let list = state
         .account
+        .clone()
         .list_sessions(authorized(&auth.token, pb::Empty {}))
         .await?
         .into_inner();
@@ -116,12 +121,13 @@ pub async fn sessions(
     params(("id" = String, Path, description = "session id")),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn revoke_session(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state
         .account
+        .clone()
         .revoke_session(authorized(
             &auth.token,
             pb::RevokeSessionRequest { session_id: id },
@@ -140,12 +146,13 @@ pub struct RevokeAllParams {
 #[utoipa::path(delete, path = "/api/auth/sessions/all", tag = "auth", security(("bearer" = [])),
     params(RevokeAllParams), responses((status = 200, body = RevokedCount)))]
 pub async fn revoke_all_sessions(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Query(params): Query<RevokeAllParams>,
 ) -> ApiResult<axum::Json<RevokedCount>> {
     let revoked = state
         .account
+        .clone()
         .revoke_all_sessions(authorized(
             &auth.token,
             pb::RevokeAllSessionsRequest {

@@ -14,12 +14,10 @@ use crate::state::{AppState, authorized};
 
 #[utoipa::path(get, path = "/api/users/profile", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = Problem)))]
-pub async fn profile(
-    State(mut state): State<AppState>,
-    auth: AuthUser,
-) -> ApiResult<axum::Json<User>> {
+pub async fn profile(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<User>> {
     let user = state
         .account
+        .clone()
         .get_profile(authorized(&auth.token, pb::Empty {}))
         .await?
         .into_inner();
@@ -30,12 +28,13 @@ pub async fn profile(
     request_body = UpdateProfileRequest,
     responses((status = 200, body = User), (status = 409, body = Problem)))]
 pub async fn update_profile(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Json(body): Json<UpdateProfileRequest>,
 ) -> ApiResult<axum::Json<User>> {
     let user = state
         .account
+        .clone()
         .update_profile(authorized(
             &auth.token,
             pb::UpdateProfileRequest {
@@ -53,12 +52,13 @@ pub async fn update_profile(
     request_body = ChangePasswordRequest,
     responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn change_password(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Json(body): Json<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     state
         .account
+        .clone()
         .change_password(authorized(
             &auth.token,
             pb::ChangePasswordRequest {
@@ -74,12 +74,13 @@ pub async fn change_password(
     request_body = PasswordConfirmation,
     responses((status = 204), (status = 403, body = Problem)))]
 pub async fn delete_account(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Json(body): Json<PasswordConfirmation>,
 ) -> ApiResult<StatusCode> {
     state
         .account
+        .clone()
         .delete_account(authorized(
             &auth.token,
             pb::PasswordConfirmation {
@@ -93,11 +94,12 @@ pub async fn delete_account(
 #[utoipa::path(get, path = "/api/users/account-status", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = AccountStatus)))]
 pub async fn account_status(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
 ) -> ApiResult<axum::Json<AccountStatus>> {
     let status = state
         .account
+        .clone()
         .account_status(authorized(&auth.token, pb::Empty {}))
         .await?
         .into_inner();
@@ -108,12 +110,13 @@ pub async fn account_status(
     request_body = PasswordConfirmation,
     responses((status = 204), (status = 403, body = Problem)))]
 pub async fn deactivate(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     auth: AuthUser,
     Json(body): Json<PasswordConfirmation>,
 ) -> ApiResult<StatusCode> {
     state
         .account
+        .clone()
         .deactivate(authorized(
             &auth.token,
             pb::PasswordConfirmation {
@@ -127,13 +130,14 @@ pub async fn deactivate(
 #[utoipa::path(post, path = "/api/users/reactivate", tag = "users", request_body = ReactivateRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
 pub async fn reactivate(
-    State(mut state): State<AppState>,
+    State(state): State<AppState>,
     ip: ClientIp,
     UserAgent(agent): UserAgent,
     Json(body): Json<ReactivateRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
     let tokens = state
         .auth
+        .clone()
         .reactivate(pb::ReactivateRequest {
             email: body.email,
             password: body.password,

@@ -146,7 +146,7 @@ pub async fn clear_failures(pool: &PgPool, user_id: Uuid) -> Result<()> {
 }
 
 pub async fn record_attempt(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     user_id: Option<Uuid>,
     ip: &str,
     success: bool,
@@ -155,7 +155,7 @@ pub async fn record_attempt(
         .bind(user_id)
         .bind(ip)
         .bind(success)
-        .execute(pool)
+        .execute(executor)
         .await?;
     Ok(())
 }

@@ -91,11 +91,13 @@ impl AuthService {
         chrono_duration(self.keys.access_lifetime())
     }
 
-    /// Opens a session for `user` and returns its first token pair.
+    /// Opens a session for `user` and returns its first token pair; the
+    /// successful login is recorded in the same transaction.
     async fn open_session(&self, user: UserRow, client: &Client) -> Result<Tokens> {
         let expires_at = Utc::now() + chrono_duration(self.refresh_lifetime);
         let (refresh_token, hash) = tokens::new_refresh_token();
         let mut tx = self.pool.begin().await?;
+        repo::record_attempt(&mut *tx, Some(user.id), &client.ip, true).await?;
         let session_id =
             repo::insert_session(&mut tx, user.id, &client.user_agent, &client.ip, expires_at)
                 .await?;
@@ -200,8 +202,9 @@ impl AuthService {
                 None => AuthError::InvalidCredentials,
             });
         }
-        repo::record_attempt(&self.pool, Some(user.id), &client.ip, true).await?;
-        repo::clear_failures(&self.pool, user.id).await?;
+        if user.failed_logins != 0 || user.locked_until.is_some() {
+            repo::clear_failures(&self.pool, user.id).await?;
+        }
         Ok(user)
     }
 
