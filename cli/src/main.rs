@@ -39,6 +39,22 @@ enum Command {
     },
     /// Check PostgreSQL, RabbitMQ, schema versions and data folders.
     Doctor,
+    /// Search index maintenance.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+    /// Extract a PDF's text as JSON (run by the ingest worker in a child
+    /// process with time and memory limits).
+    #[command(hide = true)]
+    Extract { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Rebuild the BM25 and vector indexes from search.chunks (asks the
+    /// running search service at SEARCH_URL).
+    Rebuild,
 }
 
 #[derive(Subcommand)]
@@ -55,11 +71,23 @@ enum AdminCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The extractor limits its own address space: it must start no runtime
+    // or threads first.
+    if let Command::Extract { file } = &cli.command {
+        return pai_extract::child_main(file);
+    }
     let env = Env::from_process();
     pai_common::telemetry::init(&env);
-    match run(Cli::parse(), env).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pai: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, env)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("pai: {err:#}");
@@ -116,6 +144,13 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<std::process::ExitCode> {
             let id = pai::admin::create_user(&env, &email, &username, &password, admin).await?;
             println!("created user {id}{}", if admin { " (admin)" } else { "" });
         }
+        Command::Extract { .. } => unreachable!("handled before the runtime starts"),
+        Command::Search {
+            command: SearchCommand::Rebuild,
+        } => {
+            let chunks = rebuild_search(&env).await?;
+            println!("search indexes rebuilt from {chunks} chunks");
+        }
         Command::Doctor => {
             let findings = pai::doctor::run(&env).await;
             let mut failed = false;
@@ -154,4 +189,25 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+async fn rebuild_search(env: &Env) -> anyhow::Result<u64> {
+    let jwt = pai_common::config::JwtSettings::from_env(env)?;
+    let addrs = pai_common::config::ServiceAddrs::from_env(env)?;
+    let keys = std::sync::Arc::new(pai_common::JwtKeys::new(&jwt));
+    let channel = pai_common::grpc::channel(&addrs.search_url)?;
+    let mut client = pai_proto::v1::search_internal_client::SearchInternalClient::with_interceptor(
+        channel,
+        pai_common::identity::ServiceCredential::new(keys, "cli"),
+    );
+    let response = client
+        .rebuild(pai_proto::v1::RebuildRequest {})
+        .await
+        .with_context(|| {
+            format!(
+                "asking the search service at {} to rebuild",
+                addrs.search_url
+            )
+        })?;
+    Ok(response.into_inner().chunks)
 }

@@ -8,7 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use pai_auth::AuthSettings;
 use pai_common::Env;
+use pai_documents::DocumentsSettings;
 use pai_gateway::GatewaySettings;
+use pai_inference::InferenceSettings;
+use pai_search::SearchSettings;
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -19,15 +23,27 @@ pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
     Auth,
+    Inference,
+    Search,
+    Documents,
     Gateway,
 }
 
 impl Service {
-    pub const ALL: [Service; 2] = [Service::Auth, Service::Gateway];
+    pub const ALL: [Service; 5] = [
+        Service::Auth,
+        Service::Inference,
+        Service::Search,
+        Service::Documents,
+        Service::Gateway,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Auth => "auth",
+            Self::Inference => "inference",
+            Self::Search => "search",
+            Self::Documents => "documents",
             Self::Gateway => "gateway",
         }
     }
@@ -54,8 +70,18 @@ impl FromStr for Service {
 pub struct Stack {
     pub gateway_addr: Option<SocketAddr>,
     pub auth_addr: Option<SocketAddr>,
+    pub search_addr: Option<SocketAddr>,
+    pub documents_addr: Option<SocketAddr>,
+    pub inference_addr: Option<SocketAddr>,
     tasks: JoinSet<(Service, anyhow::Result<()>)>,
     shutdown: CancellationToken,
+}
+
+/// Binds `addr`, naming `variable` when it fails.
+async fn bind(addr: &str, variable: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    pai_common::grpc::bind(addr)
+        .await
+        .with_context(|| format!("binding {variable} {addr}"))
 }
 
 /// Runs every migration of the services given (the schema each owns).
@@ -64,13 +90,14 @@ pub async fn migrate(env: &Env, services: &[Service]) -> anyhow::Result<()> {
     pai_common::db::ensure_database(&database.url).await?;
     let pool = pai_common::db::pool(&database)?;
     for service in services {
-        match service {
-            Service::Auth => {
-                pai_common::db::migrate(&pool, pai_auth::SCHEMA, &pai_auth::MIGRATOR).await?;
-                tracing::info!(schema = pai_auth::SCHEMA, "migrations applied");
-            }
-            Service::Gateway => {}
-        }
+        let (schema, migrator) = match service {
+            Service::Auth => (pai_auth::SCHEMA, &pai_auth::MIGRATOR),
+            Service::Search => (pai_search::SCHEMA, &pai_search::MIGRATOR),
+            Service::Documents => (pai_documents::SCHEMA, &pai_documents::MIGRATOR),
+            Service::Inference | Service::Gateway => continue,
+        };
+        pai_common::db::migrate(&pool, schema, migrator).await?;
+        tracing::info!(schema, "migrations applied");
     }
     pool.close().await;
     Ok(())
@@ -78,14 +105,23 @@ pub async fn migrate(env: &Env, services: &[Service]) -> anyhow::Result<()> {
 
 impl Stack {
     /// Validates every setting, binds every listener, then starts the
-    /// services. Nothing binds when a setting is wrong.
+    /// services. Nothing binds when a setting is wrong. Services started
+    /// together reach each other where they really listen.
     pub async fn start(env: &Env, services: &[Service]) -> anyhow::Result<Self> {
-        let auth_settings = services
-            .contains(&Service::Auth)
+        let wants = |service| services.contains(&service);
+        let auth = wants(Service::Auth)
             .then(|| AuthSettings::from_env(env))
             .transpose()?;
-        let mut gateway_settings = services
-            .contains(&Service::Gateway)
+        let inference = wants(Service::Inference)
+            .then(|| InferenceSettings::from_env(env))
+            .transpose()?;
+        let mut search = wants(Service::Search)
+            .then(|| SearchSettings::from_env(env))
+            .transpose()?;
+        let mut documents = wants(Service::Documents)
+            .then(|| DocumentsSettings::from_env(env))
+            .transpose()?;
+        let mut gateway = wants(Service::Gateway)
             .then(|| GatewaySettings::from_env(env))
             .transpose()?;
         let addrs = pai_common::config::ServiceAddrs::from_env(env)?;
@@ -95,40 +131,74 @@ impl Stack {
         let mut stack = Self {
             gateway_addr: None,
             auth_addr: None,
+            search_addr: None,
+            documents_addr: None,
+            inference_addr: None,
             tasks: JoinSet::new(),
             shutdown: shutdown.clone(),
         };
 
-        if let Some(settings) = auth_settings {
-            let (listener, addr) = pai_common::grpc::bind(&addrs.auth_listen)
-                .await
-                .with_context(|| format!("binding AUTH_GRPC_ADDR {}", addrs.auth_listen))?;
+        if let Some(settings) = inference {
+            let (listener, addr) = bind(&addrs.inference_listen, "INFERENCE_GRPC_ADDR").await?;
+            if let Some(search) = search.as_mut() {
+                search.inference_url = format!("http://{addr}");
+            }
+            stack.inference_addr = Some(addr);
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let result = pai_inference::serve(settings, listener, token).await;
+                (Service::Inference, result)
+            });
+        }
+        if let Some(settings) = search {
+            let (listener, addr) = bind(&addrs.search_listen, "SEARCH_GRPC_ADDR").await?;
+            if let Some(documents) = documents.as_mut() {
+                documents.search_url = format!("http://{addr}");
+            }
+            if let Some(gateway) = gateway.as_mut() {
+                gateway.services.search_url = format!("http://{addr}");
+            }
+            stack.search_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
-            // In one process the gateway reaches auth where it really listens.
-            if let Some(gateway) = gateway_settings.as_mut() {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let result = pai_search::serve(settings, pool, listener, token).await;
+                (Service::Search, result)
+            });
+        }
+        if let Some(settings) = documents {
+            let (listener, addr) = bind(&addrs.documents_listen, "DOCUMENTS_GRPC_ADDR").await?;
+            if let Some(gateway) = gateway.as_mut() {
+                gateway.services.documents_url = format!("http://{addr}");
+            }
+            stack.documents_addr = Some(addr);
+            let pool = pai_common::db::pool(&settings.database)?;
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                let result = pai_documents::serve(settings, pool, listener, token).await;
+                (Service::Documents, result)
+            });
+        }
+        if let Some(settings) = auth {
+            let (listener, addr) = bind(&addrs.auth_listen, "AUTH_GRPC_ADDR").await?;
+            if let Some(gateway) = gateway.as_mut() {
                 gateway.services.auth_url = format!("http://{addr}");
             }
             stack.auth_addr = Some(addr);
+            let pool = pai_common::db::pool(&settings.database)?;
             let token = shutdown.clone();
             tasks.spawn(async move {
-                (
-                    Service::Auth,
-                    pai_auth::serve(settings, pool, listener, token).await,
-                )
+                let result = pai_auth::serve(settings, pool, listener, token).await;
+                (Service::Auth, result)
             });
         }
-        if let Some(settings) = gateway_settings {
-            let bind = settings.bind_addr();
-            let (listener, addr) = pai_common::grpc::bind(&bind)
-                .await
-                .with_context(|| format!("binding HOST:PORT {bind}"))?;
+        if let Some(settings) = gateway {
+            let (listener, addr) = bind(&settings.bind_addr(), "HOST:PORT").await?;
             stack.gateway_addr = Some(addr);
             let token = shutdown.clone();
             tasks.spawn(async move {
-                (
-                    Service::Gateway,
-                    pai_gateway::serve(settings, listener, token).await,
-                )
+                let result = pai_gateway::serve(settings, listener, token).await;
+                (Service::Gateway, result)
             });
         }
         stack.tasks = tasks;

@@ -182,3 +182,98 @@ pub struct UserPage {
 pub fn unix_time(secs: u64) -> Option<DateTime<Utc>> {
     Utc.timestamp_opt(i64::try_from(secs).ok()?, 0).single()
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Document {
+    pub id: String,
+    pub title: String,
+    pub filename: String,
+    /// `financial`, `long_form` or `generic` once classified.
+    pub category: Option<String>,
+    /// `queued`, `processing`, `indexed` or `failed`.
+    pub status: String,
+    /// Why ingest failed, in words a user can read.
+    pub error: Option<String>,
+    pub pages: u32,
+    pub chunks: u32,
+    pub bytes: u64,
+    pub sha256: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Document> for Document {
+    fn from(d: pb::Document) -> Self {
+        Self {
+            id: d.id,
+            title: d.title,
+            filename: d.filename,
+            category: Some(d.category).filter(|c| !c.is_empty()),
+            status: d.status,
+            error: Some(d.error).filter(|e| !e.is_empty()),
+            pages: d.pages,
+            chunks: d.chunks,
+            bytes: d.bytes,
+            sha256: d.sha256,
+            created_at: time(d.created_at),
+            updated_at: time(d.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentPage {
+    pub documents: Vec<Document>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a hit comes from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HitSource {
+    /// `document` or `email`.
+    pub kind: String,
+    pub id: String,
+    pub title: String,
+    /// 1-based page of a document.
+    pub page: u32,
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHit {
+    pub text: String,
+    /// The best passage, query terms wrapped in `<b></b>`.
+    pub snippet: String,
+    pub score: f32,
+    pub source: HitSource,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    pub hits: Vec<SearchHit>,
+    pub took_ms: f32,
+}
+
+impl From<pb::SearchResponse> for SearchResults {
+    fn from(r: pb::SearchResponse) -> Self {
+        Self {
+            hits: r
+                .hits
+                .into_iter()
+                .map(|h| SearchHit {
+                    text: h.text,
+                    snippet: h.snippet,
+                    score: h.score,
+                    source: HitSource {
+                        kind: h.source_kind,
+                        id: h.source_id,
+                        title: h.title,
+                        page: h.page,
+                        category: Some(h.category).filter(|c| !c.is_empty()),
+                    },
+                })
+                .collect(),
+            took_ms: r.took_ms,
+        }
+    }
+}

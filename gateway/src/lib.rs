@@ -30,6 +30,8 @@ use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
 use pai_proto::v1::auth_internal_client::AuthInternalClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
+use pai_proto::v1::document_service_client::DocumentServiceClient;
+use pai_proto::v1::search_service_client::SearchServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -52,6 +54,7 @@ pub struct GatewaySettings {
     pub rate_limit_rps: u32,
     pub rate_limit_burst: u32,
     pub max_body_bytes: usize,
+    pub max_file_size: u64,
     pub jwt: JwtSettings,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
@@ -78,6 +81,7 @@ impl GatewaySettings {
             rate_limit_rps: env.parse("RATE_LIMIT_RPS", 20u32)?,
             rate_limit_burst: env.parse("RATE_LIMIT_BURST", 40u32)?,
             max_body_bytes: env.parse("MAX_REQUEST_BODY_BYTES", 64 * 1024usize)?,
+            max_file_size: env.parse("MAX_FILE_SIZE", 10 * 1024 * 1024u64)?,
             jwt: JwtSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             amqp: AmqpSettings::from_env(env)?,
@@ -95,6 +99,10 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
     let auth_channel = pai_common::grpc::channel(&settings.services.auth_url)
         .with_context(|| format!("AUTH_URL {:?}", settings.services.auth_url))?;
+    let documents_channel = pai_common::grpc::channel(&settings.services.documents_url)
+        .with_context(|| format!("DOCUMENTS_URL {:?}", settings.services.documents_url))?;
+    let search_channel = pai_common::grpc::channel(&settings.services.search_url)
+        .with_context(|| format!("SEARCH_URL {:?}", settings.services.search_url))?;
     let state = AppState::new(state::Shared {
         keys,
         revocations: Arc::new(RevocationSet::default()),
@@ -102,17 +110,34 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
         auth: AuthServiceClient::new(auth_channel.clone()),
         account: AccountServiceClient::new(auth_channel.clone()),
         admin: AdminServiceClient::new(auth_channel.clone()),
+        documents: DocumentServiceClient::new(documents_channel.clone())
+            .max_encoding_message_size(4 * 1024 * 1024),
+        search: SearchServiceClient::new(search_channel.clone()),
         readiness: Arc::new(Readiness {
             pool,
             amqp_url: settings.amqp.url.clone(),
-            auth: auth_channel,
+            services: vec![
+                ("auth", auth_channel),
+                ("documents", documents_channel),
+                ("search", search_channel),
+            ],
         }),
     });
     Ok((router(settings, state.clone()), state))
 }
 
 fn router(settings: &GatewaySettings, state: AppState) -> Router {
-    use routes::{admin, auth, ops, users};
+    use routes::{admin, auth, documents, ops, search, users};
+
+    // Uploads stream through; the documents service enforces MAX_FILE_SIZE
+    // exactly, this only stops a body far beyond it.
+    let uploads = Router::new()
+        .route("/documents", post(documents::upload).get(documents::list))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(settings.max_file_size)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1 << 20),
+        ));
 
     let api = Router::new()
         .route("/auth/register", post(auth::register))
@@ -135,7 +160,15 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .route("/admin/users", get(admin::list_users))
         .route("/admin/users/{id}/deactivate", post(admin::deactivate_user))
         .route("/admin/users/{id}/reactivate", post(admin::reactivate_user))
+        .route(
+            "/documents/{id}",
+            get(documents::get).delete(documents::delete),
+        )
+        .route("/documents/{id}/file", get(documents::download))
+        .route("/documents/{id}/reprocess", post(documents::reprocess))
+        .route("/search", get(search::search))
         .route("/openapi.json", get(ops::openapi_json))
+        .merge(uploads)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::per_ip,

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, ops, users};
+use crate::routes::{admin, auth, documents, ops, search, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,8 @@ use crate::routes::{admin, auth, ops, users};
         users::profile, users::update_profile, users::change_password, users::delete_account,
         users::account_status, users::deactivate, users::reactivate,
         admin::list_users, admin::deactivate_user, admin::reactivate_user,
+        documents::upload, documents::list, documents::get, documents::download,
+        documents::delete, documents::reprocess, search::search,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     modifiers(&BearerAuth),
@@ -21,6 +23,8 @@ use crate::routes::{admin, auth, ops, users};
         (name = "auth", description = "Accounts, logins and sessions"),
         (name = "users", description = "The caller's own account"),
         (name = "admin", description = "Administrators only"),
+        (name = "documents", description = "Uploaded PDFs and their ingest"),
+        (name = "search", description = "Hybrid search over the caller's data"),
         (name = "ops", description = "Health, readiness and metrics"),
     )
 )]

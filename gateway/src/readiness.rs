@@ -1,6 +1,7 @@
 //! Readiness: PostgreSQL, RabbitMQ and the backend services answer, and the
 //! revocation feed has been read (until then a revoked token could pass).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pai_common::revocation::RevocationSet;
@@ -17,7 +18,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Readiness {
     pub pool: PgPool,
     pub amqp_url: String,
-    pub auth: Channel,
+    /// The backend services the gateway forwards to, by name.
+    pub services: Vec<(&'static str, Channel)>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,7 +27,8 @@ pub struct ReadinessReport {
     pub ready: bool,
     pub postgres: String,
     pub rabbitmq: String,
-    pub auth: String,
+    /// Each backend service's gRPC health.
+    pub services: BTreeMap<String, String>,
     pub revocation_feed: String,
 }
 
@@ -50,24 +53,30 @@ impl Readiness {
                 .await
                 .map_err(pai_common::amqp::AmqpError::from)
         });
-        let auth = tokio::time::timeout(CHECK_TIMEOUT, async {
-            let response = HealthClient::new(self.auth.clone())
-                .check(HealthCheckRequest {
-                    service: String::new(),
+        let services =
+            futures::future::join_all(self.services.iter().map(|(name, channel)| async move {
+                let check = tokio::time::timeout(CHECK_TIMEOUT, async {
+                    let response = HealthClient::new(channel.clone())
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await?;
+                    if response.into_inner().status == ServingStatus::Serving as i32 {
+                        Ok(())
+                    } else {
+                        Err(tonic::Status::unavailable("not serving"))
+                    }
                 })
-                .await?;
-            if response.into_inner().status == ServingStatus::Serving as i32 {
-                Ok(())
-            } else {
-                Err(tonic::Status::unavailable("not serving"))
-            }
-        });
-        let (postgres, rabbitmq, auth) = tokio::join!(postgres, rabbitmq, auth);
+                .await;
+                ((*name).to_owned(), outcome(check))
+            }));
+        let (postgres, rabbitmq, services) = tokio::join!(postgres, rabbitmq, services);
+        let services: BTreeMap<String, String> = services.into_iter().collect();
         let report = ReadinessReport {
             ready: false,
             postgres: outcome(postgres),
             rabbitmq: outcome(rabbitmq),
-            auth: outcome(auth),
+            services,
             revocation_feed: if revocations.is_synced() {
                 "ok"
             } else {
@@ -75,16 +84,10 @@ impl Readiness {
             }
             .to_owned(),
         };
-        ReadinessReport {
-            ready: [
-                &report.postgres,
-                &report.rabbitmq,
-                &report.auth,
-                &report.revocation_feed,
-            ]
-            .iter()
-            .all(|s| s.as_str() == "ok"),
-            ..report
-        }
+        let ready = [&report.postgres, &report.rabbitmq, &report.revocation_feed]
+            .into_iter()
+            .chain(report.services.values())
+            .all(|s| s == "ok");
+        ReadinessReport { ready, ..report }
     }
 }

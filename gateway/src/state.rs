@@ -7,6 +7,8 @@ use pai_common::revocation::RevocationSet;
 use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
+use pai_proto::v1::document_service_client::DocumentServiceClient;
+use pai_proto::v1::search_service_client::SearchServiceClient;
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -38,6 +40,8 @@ pub struct Shared {
     pub auth: AuthServiceClient<Channel>,
     pub account: AccountServiceClient<Channel>,
     pub admin: AdminServiceClient<Channel>,
+    pub documents: DocumentServiceClient<Channel>,
+    pub search: SearchServiceClient<Channel>,
     pub readiness: Arc<Readiness>,
 }
 

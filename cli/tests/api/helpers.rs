@@ -23,6 +23,14 @@ pub fn admin_db_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
+/// The embedding model `make models` installs.
+pub fn model_path() -> String {
+    std::env::var("EMBEDDING_MODEL_PATH").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/pai/models/all-minilm-l6-v2")
+    })
+}
+
 pub fn amqp_url() -> String {
     std::env::var("PAI_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -76,6 +84,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub exchange: String,
     pub jwt_secret: String,
+    /// Uploads and indexes of this app only.
+    pub data_dir: std::path::PathBuf,
     db_name: String,
     stack: Option<Stack>,
 }
@@ -104,6 +114,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let db_name = format!("pai_test_{id}");
     let exchange = format!("pai.test.{id}");
     let jwt_secret = format!("test-secret-{id}");
+    let data_dir = std::env::temp_dir().join(format!("pai-test-{id}"));
     let mut env = Env::from_pairs([
         ("DATABASE_URL", with_database(&admin_db_url(), &db_name)),
         ("DB_POOL_SIZE", "10".into()),
@@ -113,6 +124,20 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("HOST", "127.0.0.1".into()),
         ("PORT", "0".into()),
         ("AUTH_GRPC_ADDR", "127.0.0.1:0".into()),
+        ("DOCUMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
+        ("SEARCH_GRPC_ADDR", "127.0.0.1:0".into()),
+        ("INFERENCE_GRPC_ADDR", "127.0.0.1:0".into()),
+        ("EMBEDDING_MODEL_PATH", model_path()),
+        ("PAI_EXTRACT_PROGRAM", env!("CARGO_BIN_EXE_pai").into()),
+        (
+            "UPLOAD_PATH",
+            data_dir.join("uploads").to_string_lossy().into_owned(),
+        ),
+        (
+            "VECTOR_DB_PATH",
+            data_dir.join("vector_db").to_string_lossy().into_owned(),
+        ),
+        ("INGEST_RETRY_DELAY_MS", "200".into()),
         ("RATE_LIMIT_RPS", "0".into()),
         ("ACCOUNT_LOCKOUT_DURATION", "2".into()),
         ("ALLOWED_ORIGINS", "http://allowed.example".into()),
@@ -140,6 +165,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .expect("http client"),
         exchange,
         jwt_secret,
+        data_dir,
         db_name,
         stack: Some(stack),
     };
@@ -305,6 +331,7 @@ impl TestApp {
             stack.stop().await.expect("stack stopped cleanly");
         }
         self.db.close().await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
         let mut admin = PgConnection::connect(&admin_db_url()).await.expect("admin");
         sqlx::raw_sql(&format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",

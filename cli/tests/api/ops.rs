@@ -14,7 +14,9 @@ async fn health_readiness_metrics_and_request_ids() {
     assert_eq!(ready.body["ready"], true);
     assert_eq!(ready.body["postgres"], "ok");
     assert_eq!(ready.body["rabbitmq"], "ok");
-    assert_eq!(ready.body["auth"], "ok");
+    for service in ["auth", "documents", "search"] {
+        assert_eq!(ready.body["services"][service], "ok", "{}", ready.body);
+    }
 
     let request_id = health.header("x-request-id").unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&request_id).is_ok());

@@ -3,5 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod documents;
 pub mod ops;
+pub mod search;
 pub mod users;

@@ -27,6 +27,8 @@ pub enum AmqpError {
     Broker(#[from] lapin::Error),
     #[error("RabbitMQ did not confirm a publish to {0}")]
     NotConfirmed(String),
+    #[error("RabbitMQ closed the consumer of {0}")]
+    ConsumerClosed(String),
     #[error("outbox: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -160,4 +162,116 @@ impl OutboxRelay {
         tx.commit().await?;
         Ok(rows.len())
     }
+}
+
+/// Consumes the events with `routing_key` from the events exchange through
+/// the durable queue `queue`, calling `handler` for each and acknowledging
+/// only after it succeeded (a failure is retried after a pause). Reconnects
+/// with backoff until `shutdown` is cancelled.
+pub async fn consume_events<F, Fut>(
+    settings: AmqpSettings,
+    queue: String,
+    routing_key: &'static str,
+    shutdown: CancellationToken,
+    handler: F,
+) where
+    F: Fn(Vec<u8>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = consume_once(&settings, &queue, routing_key, &shutdown, &handler) => result,
+        };
+        match result {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, %queue, "event consumer failed; reconnecting");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn consume_once<F, Fut>(
+    settings: &AmqpSettings,
+    queue: &str,
+    routing_key: &str,
+    shutdown: &CancellationToken,
+    handler: &F,
+) -> Result<(), AmqpError>
+where
+    F: Fn(Vec<u8>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    use futures::StreamExt;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    };
+
+    let connection = connect(&settings.url).await?;
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(16, BasicQosOptions::default()).await?;
+    declare_events_exchange(&channel, &settings.events_exchange).await?;
+    channel
+        .queue_declare(
+            queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue,
+            &settings.events_exchange,
+            routing_key,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue,
+            "",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        let delivery = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            next = consumer.next() => match next {
+                Some(delivery) => delivery?,
+                None => return Err(AmqpError::ConsumerClosed(queue.to_owned())),
+            },
+        };
+        match handler(delivery.data.clone()).await {
+            Ok(()) => delivery.ack(BasicAckOptions::default()).await?,
+            Err(reason) => {
+                tracing::warn!(%queue, %reason, "event handling failed; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await?;
+            }
+        }
+    }
+}
+
+/// The payload of `user.deleted`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UserDeleted {
+    pub user_id: uuid::Uuid,
 }

@@ -188,6 +188,12 @@ impl JwtSettings {
 pub struct ServiceAddrs {
     pub auth_listen: String,
     pub auth_url: String,
+    pub documents_listen: String,
+    pub documents_url: String,
+    pub search_listen: String,
+    pub search_url: String,
+    pub inference_listen: String,
+    pub inference_url: String,
 }
 
 impl ServiceAddrs {
@@ -195,6 +201,12 @@ impl ServiceAddrs {
         Ok(Self {
             auth_listen: env.string("AUTH_GRPC_ADDR", "127.0.0.1:50051"),
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
+            documents_listen: env.string("DOCUMENTS_GRPC_ADDR", "127.0.0.1:50052"),
+            documents_url: env.string("DOCUMENTS_URL", "http://127.0.0.1:50052"),
+            search_listen: env.string("SEARCH_GRPC_ADDR", "127.0.0.1:50054"),
+            search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            inference_listen: env.string("INFERENCE_GRPC_ADDR", "127.0.0.1:50055"),
+            inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
         })
     }
 }

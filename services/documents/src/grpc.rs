@@ -1,0 +1,262 @@
+//! tonic handlers: thin adapters from protobuf to [`DocumentsCore`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::Stream;
+use pai_common::UserContext;
+use pai_proto::Timestamp;
+use pai_proto::v1::document_service_server::DocumentService;
+use pai_proto::v1::upload_request::Part;
+use pai_proto::v1::{self as pb};
+use tokio::io::AsyncReadExt;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use crate::error::DocumentsError;
+use crate::repo::DocumentRow;
+use crate::service::DocumentsCore;
+
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+const STATUSES: [&str; 4] = ["queued", "processing", "indexed", "failed"];
+const CATEGORIES: [&str; 3] = ["financial", "long_form", "generic"];
+
+#[derive(Clone)]
+pub struct Grpc {
+    pub core: Arc<DocumentsCore>,
+}
+
+fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
+    })
+}
+
+pub fn to_proto(row: &DocumentRow) -> pb::Document {
+    pb::Document {
+        id: row.id.to_string(),
+        title: row.title.clone(),
+        filename: row.filename.clone(),
+        category: row.category.clone(),
+        status: row.status.clone(),
+        error: row.error.clone().unwrap_or_default(),
+        pages: u32::try_from(row.pages).unwrap_or_default(),
+        chunks: u32::try_from(row.chunks).unwrap_or_default(),
+        bytes: u64::try_from(row.bytes).unwrap_or_default(),
+        sha256: row.sha256.clone(),
+        created_at: timestamp(row.created_at),
+        updated_at: timestamp(row.updated_at),
+    }
+}
+
+/// Another user's document answers exactly like a missing one.
+fn document_id(value: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(value).map_err(|_| DocumentsError::NotFound.into())
+}
+
+fn filter(value: String, allowed: &[&str], name: &str) -> Result<Option<String>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if allowed.contains(&value.as_str()) {
+        Ok(Some(value))
+    } else {
+        Err(DocumentsError::Invalid(format!("{name}: must be one of {allowed:?}")).into())
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Status> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        Status::from(DocumentsError::Invalid(
+            "cursor: not a cursor of this list".into(),
+        ))
+    };
+    let (micros, id) = cursor.split_once('_').ok_or_else(invalid)?;
+    let time = micros
+        .parse()
+        .ok()
+        .and_then(|m| Utc.timestamp_micros(m).single())
+        .ok_or_else(invalid)?;
+    Ok(Some((time, Uuid::parse_str(id).map_err(|_| invalid())?)))
+}
+
+type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DocumentService for Grpc {
+    #[tracing::instrument(skip_all)]
+    async fn upload(
+        &self,
+        request: Request<Streaming<pb::UploadRequest>>,
+    ) -> Result<Response<pb::Document>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let mut stream = request.into_inner();
+        let metadata = match stream.message().await? {
+            Some(pb::UploadRequest {
+                part: Some(Part::Metadata(metadata)),
+            }) => metadata,
+            _ => {
+                return Err(DocumentsError::Invalid(
+                    "the first upload message must carry the metadata".into(),
+                )
+                .into());
+            }
+        };
+        let (id, mut incoming) = self.core.begin_upload(user.user_id).await?;
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(status) => {
+                    incoming.abort().await;
+                    return Err(status);
+                }
+            };
+            let Some(Part::Data(data)) = message.part else {
+                incoming.abort().await;
+                return Err(DocumentsError::Invalid("metadata sent twice".into()).into());
+            };
+            if let Err(err) = incoming.write(&data).await {
+                incoming.abort().await;
+                return Err(err.into());
+            }
+        }
+        let row = self
+            .core
+            .finish_upload(
+                user.user_id,
+                id,
+                &metadata.filename,
+                &metadata.title,
+                incoming,
+            )
+            .await?;
+        Ok(Response::new(to_proto(&row)))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListDocumentsRequest>,
+    ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let req = request.into_inner();
+        let page = req.page.unwrap_or_default();
+        let limit = if page.limit == 0 {
+            50
+        } else {
+            page.limit.min(200)
+        };
+        let category = filter(req.category, &CATEGORIES, "category")?;
+        let status = filter(req.status, &STATUSES, "status")?;
+        let rows = self
+            .core
+            .list(
+                user.user_id,
+                category.as_deref(),
+                status.as_deref(),
+                parse_cursor(&page.cursor)?,
+                limit,
+            )
+            .await?;
+        let next_cursor = if rows.len() == limit as usize {
+            rows.last()
+                .map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListDocumentsResponse {
+            documents: rows.iter().map(to_proto).collect(),
+            next_cursor,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::DocumentRef>,
+    ) -> Result<Response<pb::Document>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let id = document_id(&request.get_ref().id)?;
+        let row = self.core.get(user.user_id, id).await?;
+        Ok(Response::new(to_proto(&row)))
+    }
+
+    type DownloadStream = DownloadStream;
+
+    async fn download(
+        &self,
+        request: Request<pb::DocumentRef>,
+    ) -> Result<Response<Self::DownloadStream>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let id = document_id(&request.get_ref().id)?;
+        let (row, path) = self.core.file(user.user_id, id).await?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(DocumentsError::from)?;
+        let size = u64::try_from(row.bytes).unwrap_or_default();
+        let stream = async_stream(move |tx| async move {
+            let mut first = true;
+            let mut buffer = vec![0u8; DOWNLOAD_CHUNK];
+            loop {
+                let read = match file.read(&mut buffer).await {
+                    Ok(0) => return,
+                    Ok(read) => read,
+                    Err(err) => {
+                        let _ = tx.send(Err(DocumentsError::from(err).into())).await;
+                        return;
+                    }
+                };
+                let chunk = pb::DownloadChunk {
+                    data: buffer[..read].to_vec(),
+                    filename: if first {
+                        row.filename.clone()
+                    } else {
+                        String::new()
+                    },
+                    size: if first { size } else { 0 },
+                };
+                first = false;
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DocumentRef>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let id = document_id(&request.get_ref().id)?;
+        self.core.delete(user.user_id, id).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn reprocess(
+        &self,
+        request: Request<pb::DocumentRef>,
+    ) -> Result<Response<pb::Document>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let id = document_id(&request.get_ref().id)?;
+        let row = self.core.reprocess(user.user_id, id).await?;
+        Ok(Response::new(to_proto(&row)))
+    }
+}
+
+/// A stream fed by a task through a small channel (backpressure included).
+fn async_stream<F, Fut>(produce: F) -> DownloadStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::DownloadChunk, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(produce(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,171 @@
+//! pai's documents service: streams uploads to disk, records them with
+//! their ingest job in one transaction, and runs the ingest worker that
+//! extracts, classifies, chunks and indexes each PDF.
+
+mod blob;
+pub mod error;
+mod grpc;
+mod repo;
+pub mod service;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pai_common::amqp::{OutboxRelay, UserDeleted};
+use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
+use pai_common::identity::{JwtKeys, RequireUser, ServiceCredential};
+use pai_common::{ConfigError, grpc as grpc_util};
+use pai_extract::Limits;
+use pai_proto::v1::document_service_server::DocumentServiceServer;
+use pai_proto::v1::search_internal_client::SearchInternalClient;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::blob::BlobStore;
+pub use crate::service::{DocumentsCore, Extractor};
+use crate::worker::WorkerSettings;
+
+pub const SCHEMA: &str = "documents";
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/documents");
+
+/// Upload size limit: 10 MiB unless `MAX_FILE_SIZE` says otherwise.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct DocumentsSettings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub jwt: JwtSettings,
+    pub upload_path: PathBuf,
+    pub max_file_size: u64,
+    pub search_url: String,
+    pub extractor: Extractor,
+    pub worker_concurrency: u16,
+    pub max_attempts: i32,
+    pub retry_delay: Duration,
+}
+
+impl DocumentsSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let program = match env.get("PAI_EXTRACT_PROGRAM") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe().map_err(|e| {
+                ConfigError::new(
+                    "PAI_EXTRACT_PROGRAM",
+                    format!("cannot find this program: {e}"),
+                )
+            })?,
+        };
+        let concurrency = env.parse("INGEST_CONCURRENCY", 2u16)?;
+        if concurrency == 0 {
+            return Err(ConfigError::new("INGEST_CONCURRENCY", "must be at least 1"));
+        }
+        Ok(Self {
+            database: DatabaseSettings::from_env(env)?,
+            amqp: AmqpSettings::from_env(env)?,
+            jwt: JwtSettings::from_env(env)?,
+            upload_path: PathBuf::from(env.string("UPLOAD_PATH", "data/uploads")),
+            max_file_size: env.parse("MAX_FILE_SIZE", DEFAULT_MAX_FILE_SIZE)?,
+            search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            extractor: Extractor {
+                program,
+                args: vec!["extract".to_owned()],
+                limits: Limits {
+                    timeout: env.seconds("EXTRACT_TIMEOUT", 60)?,
+                    memory_bytes: env.parse("EXTRACT_MEMORY_BYTES", 1u64 << 30)?,
+                },
+            },
+            worker_concurrency: concurrency,
+            max_attempts: env.parse("INGEST_MAX_ATTEMPTS", 3i32)?.max(1),
+            retry_delay: Duration::from_millis(env.parse("INGEST_RETRY_DELAY_MS", 1000u64)?),
+        })
+    }
+}
+
+/// Serves the documents API, the ingest worker, the outbox relay and the
+/// `user.deleted` consumer until `shutdown` is cancelled.
+pub async fn serve(
+    settings: DocumentsSettings,
+    pool: PgPool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let channel = grpc_util::channel(&settings.search_url)
+        .with_context(|| format!("SEARCH_URL {:?}", settings.search_url))?;
+    let search = SearchInternalClient::with_interceptor(
+        channel,
+        ServiceCredential::new(Arc::clone(&keys), "documents"),
+    )
+    .max_encoding_message_size(64 * 1024 * 1024);
+    tokio::fs::create_dir_all(&settings.upload_path)
+        .await
+        .with_context(|| format!("UPLOAD_PATH {}", settings.upload_path.display()))?;
+    let core = Arc::new(DocumentsCore {
+        pool: pool.clone(),
+        blobs: BlobStore::new(settings.upload_path.clone()),
+        search,
+        max_file_size: settings.max_file_size,
+        extractor: settings.extractor.clone(),
+    });
+
+    let relay = OutboxRelay::new(pool, "documents.outbox", settings.amqp.clone());
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let worker_task = tokio::spawn(worker::run(
+        Arc::clone(&core),
+        WorkerSettings {
+            amqp: settings.amqp.clone(),
+            concurrency: settings.worker_concurrency,
+            max_attempts: settings.max_attempts,
+            retry_delay: settings.retry_delay,
+        },
+        shutdown.clone(),
+    ));
+    let deletions = Arc::clone(&core);
+    let events_task = tokio::spawn(pai_common::amqp::consume_events(
+        settings.amqp.clone(),
+        format!("{}.documents.user-deleted", settings.amqp.events_exchange),
+        "user.deleted",
+        shutdown.clone(),
+        move |body| {
+            let core = Arc::clone(&deletions);
+            async move {
+                let event: UserDeleted = serde_json::from_slice(&body)
+                    .map_err(|e| format!("malformed user.deleted: {e}"))?;
+                let removed = core
+                    .delete_user(event.user_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(user_id = %event.user_id, removed, "erased a deleted user's documents");
+                Ok(())
+            }
+        },
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<DocumentServiceServer<grpc::Grpc>>()
+        .await;
+    tracing::info!(addr = ?listener.local_addr().ok(), "documents service listening");
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            DocumentServiceServer::new(grpc::Grpc { core })
+                .max_decoding_message_size(4 * 1024 * 1024),
+            RequireUser::new(keys),
+        ))
+        .serve_with_incoming_shutdown(
+            grpc_util::incoming(listener),
+            shutdown.clone().cancelled_owned(),
+        )
+        .await
+        .context("documents gRPC server");
+    shutdown.cancel();
+    let _ = tokio::join!(relay_task, worker_task, events_task);
+    result
+}

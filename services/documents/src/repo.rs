@@ -1,0 +1,185 @@
+//! SQL over schema `documents`. Every query on user data filters by user id.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DocumentRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: String,
+    pub filename: String,
+    pub category: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub pages: i32,
+    pub chunks: i32,
+    pub bytes: i64,
+    pub sha256: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, user_id, title, filename, category, status, error, pages, chunks, \
+     bytes, sha256, attempts, created_at, updated_at";
+
+pub struct NewDocument<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub title: &'a str,
+    pub filename: &'a str,
+    pub bytes: i64,
+    pub sha256: &'a str,
+}
+
+pub async fn insert(conn: &mut PgConnection, doc: &NewDocument<'_>) -> Result<DocumentRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO documents.documents (id, user_id, title, filename, bytes, sha256) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(doc.id)
+    .bind(doc.user_id)
+    .bind(doc.title)
+    .bind(doc.filename)
+    .bind(doc.bytes)
+    .bind(doc.sha256)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<DocumentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM documents.documents WHERE user_id = $1 AND id = $2"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub struct ListFilter<'a> {
+    pub category: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// Newest first, keyset-paginated by (created_at, id).
+pub async fn list(
+    pool: &PgPool,
+    user_id: Uuid,
+    filter: &ListFilter<'_>,
+) -> Result<Vec<DocumentRow>> {
+    let (after_time, after_id) = filter.after.unzip();
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM documents.documents WHERE user_id = $1 \
+         AND ($2::text IS NULL OR category = $2) AND ($3::text IS NULL OR status = $3) \
+         AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+         ORDER BY created_at DESC, id DESC LIMIT $6"
+    ))
+    .bind(user_id)
+    .bind(filter.category)
+    .bind(filter.status)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn delete(conn: &mut PgConnection, user_id: Uuid, id: Uuid) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM documents.documents WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn delete_user(pool: &PgPool, user_id: Uuid) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM documents.documents WHERE user_id = $1")
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Queues the document again (status `queued`, attempts reset).
+pub async fn requeue(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<DocumentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE documents.documents SET status = 'queued', error = NULL, attempts = 0, \
+         updated_at = now() WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Marks an ingest attempt started; returns the row with its attempt count.
+pub async fn start_attempt(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<DocumentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE documents.documents SET status = 'processing', attempts = attempts + 1, \
+         updated_at = now() WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn mark_indexed(
+    pool: &PgPool,
+    user_id: Uuid,
+    id: Uuid,
+    category: &str,
+    pages: i32,
+    chunks: i32,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE documents.documents SET status = 'indexed', error = NULL, category = $3, \
+         pages = $4, chunks = $5, updated_at = now() WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user_id)
+    .bind(id)
+    .bind(category)
+    .bind(pages)
+    .bind(chunks)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(pool: &PgPool, user_id: Uuid, id: Uuid, reason: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE documents.documents SET status = 'failed', error = $3, chunks = 0, \
+         updated_at = now() WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user_id)
+    .bind(id)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_outbox(
+    conn: &mut PgConnection,
+    routing_key: &str,
+    payload: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("INSERT INTO documents.outbox (routing_key, payload) VALUES ($1, $2)")
+        .bind(routing_key)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Embedding throughput: the gRPC `Embed` path against the same model called
+//! directly in process, on real text (the email corpus cut into chunks).
+//!
+//! ```text
+//! cargo run --release -p pai-inference --example embed_bench -- [CORPUS_DIR] [MAX_CHUNKS]
+//! ```
+//!
+//! Reads the model from `EMBEDDING_MODEL_PATH` (default: where `make models`
+//! installs it), `EMBEDDING_BULK_BATCH` like the service, and prints tokens/s
+//! for both paths, their ratio, and the lowest cosine between a gRPC vector
+//! and the same text embedded alone (unpadded f32 reference).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use pai_common::Env;
+use pai_common::grpc::{bind, channel};
+use pai_common::identity::{JwtKeys, ServiceCredential};
+use pai_inference::{Embedder, InferenceSettings, MAX_TEXTS_PER_REQUEST, serve};
+use pai_proto::v1::EmbedRequest;
+use pai_proto::v1::embed_request::Priority;
+use pai_proto::v1::inference_internal_client::InferenceInternalClient;
+use tokio_util::sync::CancellationToken;
+
+/// About 150–250 tokens: the size of a retrieval chunk.
+const CHUNK_CHARS: usize = 900;
+const SECRET: &str = "bench-secret-bench-secret-bench-secret-01";
+
+// As in the `pai` binary: glibc's allocator maps and unmaps every large
+// tensor, and the page faults cost ~20% of the time (perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let corpus = args.first().map_or_else(
+        || PathBuf::from("../shared/corpora/email/dev"),
+        PathBuf::from,
+    );
+    let max_chunks: usize = args.get(1).map_or(Ok(1024), |n| n.parse())?;
+    let home = std::env::var("HOME").unwrap_or_default();
+    let model = std::env::var("EMBEDDING_MODEL_PATH")
+        .unwrap_or_else(|_| format!("{home}/.cache/pai/models/all-minilm-l6-v2"));
+
+    let mut chunks = corpus_chunks(&corpus)?;
+    chunks.truncate(max_chunks);
+    anyhow::ensure!(
+        !chunks.is_empty(),
+        "no text found under {}",
+        corpus.display()
+    );
+    let requests: Vec<Vec<String>> = chunks
+        .chunks(MAX_TEXTS_PER_REQUEST)
+        .map(<[String]>::to_vec)
+        .collect();
+
+    let embedder = Arc::new(Embedder::load(Path::new(&model))?);
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    let tokens = embedder.count_tokens(&refs)?;
+    println!(
+        "corpus: {} chunks, {tokens} tokens ({:.0} per chunk) from {}",
+        chunks.len(),
+        tokens as f64 / chunks.len() as f64,
+        corpus.display()
+    );
+    embedder.embed(&refs[..refs.len().min(32)])?; // warm up
+
+    let started = Instant::now();
+    for request in &requests {
+        let texts: Vec<&str> = request.iter().map(String::as_str).collect();
+        embedder.embed(&texts)?;
+    }
+    let direct = tokens as f64 / started.elapsed().as_secs_f64();
+    println!("direct (in process): {direct:.0} tokens/s");
+
+    let env = Env::from_process()
+        .with("EMBEDDING_MODEL_PATH", model)
+        .with("JWT_SECRET_KEY", SECRET);
+    let settings = InferenceSettings::from_env(&env)?;
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let (listener, addr) = bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(settings, listener, shutdown.clone()));
+    let client = InferenceInternalClient::with_interceptor(
+        channel(&format!("http://{addr}"))?,
+        ServiceCredential::new(keys, "bench"),
+    )
+    .max_decoding_message_size(16 * 1024 * 1024);
+    client
+        .clone()
+        .embed(bulk(&requests[0][..1]))
+        .await
+        .context("warm-up call")?;
+
+    // Two callers keep the worker busy while the other's answer travels.
+    let started = Instant::now();
+    let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(chunks.len());
+    for pair in requests.chunks(2) {
+        let calls = pair.iter().map(|texts| {
+            let mut client = client.clone();
+            async move { client.embed(bulk(texts)).await }
+        });
+        for response in futures::future::try_join_all(calls).await? {
+            vectors.extend(
+                response
+                    .into_inner()
+                    .embeddings
+                    .into_iter()
+                    .map(|e| e.values),
+            );
+        }
+    }
+    let grpc = tokens as f64 / started.elapsed().as_secs_f64();
+    println!("gRPC Embed (bulk):   {grpc:.0} tokens/s");
+    println!("ratio gRPC / direct: {:.2}", grpc / direct);
+
+    let mut lowest = f32::MAX;
+    for (text, vector) in chunks.iter().zip(&vectors).step_by(8) {
+        let alone = embedder.embed(&[text.as_str()])?;
+        lowest = lowest.min(cosine(&alone[0], vector));
+    }
+    println!("lowest cosine vs unpadded single-text f32: {lowest:.6}");
+
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}
+
+fn bulk(texts: &[String]) -> EmbedRequest {
+    EmbedRequest {
+        texts: texts.to_vec(),
+        priority: Priority::Bulk as i32,
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// Returns the readable prose of every `.eml` under `dir`, cut into chunks:
+/// the body after the headers, without MIME boundaries, header-like lines,
+/// base64 runs or HTML tags. Crude, but it is real text.
+fn corpus_chunks(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .collect();
+    paths.sort();
+    let mut chunks = Vec::new();
+    for path in paths {
+        let raw = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
+        let body = raw.split_once("\n\n").map_or("", |(_, body)| body);
+        let mut text = String::new();
+        for line in body.lines() {
+            let line = line.trim();
+            let looks_like_data = !line.contains(' ') && line.len() > 40;
+            let looks_like_header = line.split_once(':').is_some_and(|(name, _)| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if line.is_empty() || line.starts_with("--") || looks_like_data || looks_like_header {
+                continue;
+            }
+            text.push_str(&strip_tags(line));
+            text.push(' ');
+        }
+        chunks.extend(split_words(&text, CHUNK_CHARS));
+    }
+    Ok(chunks)
+}
+
+fn strip_tags(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut in_tag = false;
+    for c in line.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn split_words(text: &str, max_chars: usize) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        if current.len() + word.len() + 1 > max_chars && !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if current.split_whitespace().count() >= 5 {
+        chunks.push(current);
+    }
+    chunks
+}

@@ -1,0 +1,290 @@
+//! Gathers concurrent embedding requests into batches for one worker thread.
+//!
+//! candle already spreads one forward pass over every core, so a single
+//! blocking thread runs the model and two queues feed it. Each request is cut
+//! into pieces of similar-length texts; the worker takes its next batch from
+//! the interactive queue whenever that has work and from the bulk queue
+//! otherwise, so a search query waits at most for the one small bulk batch
+//! already running, never behind a whole ingest request.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+
+use crate::MAX_TEXTS_PER_REQUEST;
+use crate::embedder::{Embedder, MAX_BATCH};
+use crate::error::{InferenceError, Result};
+
+/// Who waits for the vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A person is waiting (search queries).
+    Interactive,
+    /// Background work (ingest).
+    Bulk,
+}
+
+/// How many texts one forward pass takes from each queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSizes {
+    pub interactive: usize,
+    /// Smaller than `interactive`: it bounds how long a query can wait.
+    pub bulk: usize,
+}
+
+impl Default for BatchSizes {
+    fn default() -> Self {
+        Self {
+            interactive: MAX_BATCH,
+            bulk: 16,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
+
+/// One request's progress: its vectors fill in as its pieces are embedded.
+struct Job {
+    state: Mutex<JobState>,
+}
+
+struct JobState {
+    vectors: Vec<Vec<f32>>,
+    remaining: usize,
+    reply: Option<Reply>,
+}
+
+impl Job {
+    fn state(&self) -> MutexGuard<'_, JobState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns whether nobody waits for this job any more (failed or dropped).
+    fn is_abandoned(&self) -> bool {
+        self.state()
+            .reply
+            .as_ref()
+            .is_none_or(oneshot::Sender::is_closed)
+    }
+
+    fn deliver(&self, positions: &[usize], vectors: Vec<Vec<f32>>) {
+        let mut state = self.state();
+        for (&position, vector) in positions.iter().zip(vectors) {
+            state.vectors[position] = vector;
+        }
+        state.remaining = state.remaining.saturating_sub(positions.len());
+        if state.remaining == 0
+            && let Some(reply) = state.reply.take()
+        {
+            let _ = reply.send(Ok(std::mem::take(&mut state.vectors)));
+        }
+    }
+
+    fn fail(&self, err: InferenceError) {
+        if let Some(reply) = self.state().reply.take() {
+            let _ = reply.send(Err(err));
+        }
+    }
+}
+
+/// Up to one batch of a job's texts, with their places in the request.
+struct Piece {
+    job: Arc<Job>,
+    positions: Vec<usize>,
+    texts: Vec<String>,
+}
+
+#[derive(Default)]
+struct Queues {
+    interactive: VecDeque<Piece>,
+    bulk: VecDeque<Piece>,
+    closed: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn queues(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Batches embedding requests onto one model worker thread.
+pub struct Batcher {
+    shared: Arc<Shared>,
+    embedder: Arc<Embedder>,
+    sizes: BatchSizes,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("embedder", &self.embedder)
+            .field("sizes", &self.sizes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// Starts the worker thread; it stops when the batcher is dropped.
+    pub fn start(embedder: Arc<Embedder>, sizes: BatchSizes) -> std::io::Result<Self> {
+        let sizes = BatchSizes {
+            interactive: sizes.interactive.clamp(1, MAX_BATCH),
+            bulk: sizes.bulk.clamp(1, MAX_BATCH),
+        };
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            wake: Condvar::new(),
+        });
+        let worker_shared = Arc::clone(&shared);
+        let worker_embedder = Arc::clone(&embedder);
+        std::thread::Builder::new()
+            .name("pai-embed".to_owned())
+            .spawn(move || run_worker(&worker_shared, &worker_embedder, sizes))?;
+        Ok(Self {
+            shared,
+            embedder,
+            sizes,
+        })
+    }
+
+    /// Returns the model the worker runs.
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// Returns one unit-length vector per text, in order, once the worker
+    /// has embedded them all.
+    pub async fn embed(&self, texts: Vec<String>, priority: Priority) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Err(InferenceError::Invalid(
+                "texts must not be empty".to_owned(),
+            ));
+        }
+        if texts.len() > MAX_TEXTS_PER_REQUEST {
+            return Err(InferenceError::TooManyTexts {
+                max: MAX_TEXTS_PER_REQUEST,
+                got: texts.len(),
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Arc::new(Job {
+            state: Mutex::new(JobState {
+                vectors: vec![Vec::new(); texts.len()],
+                remaining: texts.len(),
+                reply: Some(reply),
+            }),
+        });
+        let batch = match priority {
+            Priority::Interactive => self.sizes.interactive,
+            Priority::Bulk => self.sizes.bulk,
+        };
+        let pieces = split(&job, texts, batch);
+        {
+            let mut queues = self.shared.queues();
+            let queue = match priority {
+                Priority::Interactive => &mut queues.interactive,
+                Priority::Bulk => &mut queues.bulk,
+            };
+            queue.extend(pieces);
+        }
+        self.shared.wake.notify_one();
+        answer.await.unwrap_or(Err(InferenceError::Stopped))
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.shared.queues().closed = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+/// Cuts a request into pieces of at most `batch` texts of similar length
+/// (byte length stands in for token count), so little goes to padding.
+fn split(job: &Arc<Job>, texts: Vec<String>, batch: usize) -> Vec<Piece> {
+    let mut order: Vec<(usize, String)> = texts.into_iter().enumerate().collect();
+    order.sort_by_key(|(_, text)| text.len());
+    let mut pieces = Vec::with_capacity(order.len().div_ceil(batch));
+    let mut order = order.into_iter().peekable();
+    while order.peek().is_some() {
+        let (positions, texts) = order.by_ref().take(batch).unzip();
+        pieces.push(Piece {
+            job: Arc::clone(job),
+            positions,
+            texts,
+        });
+    }
+    pieces
+}
+
+/// Takes the next batch: interactive pieces when there are any, else bulk.
+fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> Vec<Piece> {
+    let (queue, limit) = if queues.interactive.is_empty() {
+        (&mut queues.bulk, sizes.bulk)
+    } else {
+        (&mut queues.interactive, sizes.interactive)
+    };
+    let mut batch: Vec<Piece> = Vec::new();
+    let mut count = 0;
+    while let Some(front) = queue.front() {
+        if front.job.is_abandoned() {
+            queue.pop_front();
+            continue;
+        }
+        if count > 0 && count + front.texts.len() > limit {
+            break;
+        }
+        count += front.texts.len();
+        batch.extend(queue.pop_front());
+    }
+    batch
+}
+
+fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
+    loop {
+        let batch = {
+            let mut queues = shared.queues();
+            loop {
+                if queues.closed {
+                    return;
+                }
+                let batch = next_batch(&mut queues, sizes);
+                if !batch.is_empty() {
+                    break batch;
+                }
+                queues = shared
+                    .wake
+                    .wait(queues)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let texts: Vec<&str> = batch
+            .iter()
+            .flat_map(|piece| piece.texts.iter().map(String::as_str))
+            .collect();
+        // A panic inside the model fails this batch, not every later request.
+        let result = catch_unwind(AssertUnwindSafe(|| embedder.embed(&texts)))
+            .unwrap_or_else(|_| Err(InferenceError::Model("the model panicked".to_owned())));
+        match result {
+            Ok(vectors) => {
+                let mut vectors = vectors.into_iter();
+                for piece in &batch {
+                    let mine = vectors.by_ref().take(piece.texts.len()).collect();
+                    piece.job.deliver(&piece.positions, mine);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, texts = texts.len(), "embedding batch failed");
+                for piece in &batch {
+                    piece.job.fail(err.clone());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! pai's inference service, embedding half: all-MiniLM-L6-v2 run in process
+//! on candle, with concurrent `Embed` calls batched onto one worker thread
+//! and interactive (search) requests served before bulk (ingest) ones.
+
+pub mod batcher;
+pub mod embedder;
+pub mod error;
+mod grpc;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pai_common::config::{Env, JwtSettings};
+use pai_common::identity::{JwtKeys, RequireService};
+use pai_common::{ConfigError, grpc as grpc_util};
+use pai_proto::v1::inference_internal_server::InferenceInternalServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::batcher::{BatchSizes, Batcher, Priority};
+pub use crate::embedder::{Embedder, MAX_BATCH, MAX_TOKENS};
+pub use crate::error::{InferenceError, Result};
+
+/// The most texts one `Embed` call may carry.
+pub const MAX_TEXTS_PER_REQUEST: usize = 256;
+/// The model folder when `EMBEDDING_MODEL_PATH` is not set (the Makefile sets
+/// it to where `make models` installs: `$PAI_MODELS_DIR/all-minilm-l6-v2`).
+pub const DEFAULT_EMBEDDING_MODEL_PATH: &str = "data/models/all-minilm-l6-v2";
+/// Requests may carry 256 texts of up to 32 KiB each.
+const MAX_REQUEST_BYTES: usize = 9 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct InferenceSettings {
+    pub jwt: JwtSettings,
+    /// A folder with model.safetensors, config.json and tokenizer.json.
+    pub embedding_model_path: PathBuf,
+    pub batch_sizes: BatchSizes,
+}
+
+impl InferenceSettings {
+    /// Reads the settings; a model folder without the model is an error
+    /// naming `EMBEDDING_MODEL_PATH`, before anything binds.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let path = PathBuf::from(env.string("EMBEDDING_MODEL_PATH", DEFAULT_EMBEDDING_MODEL_PATH));
+        if let Some(missing) = embedder::missing_model_file(&path) {
+            return Err(ConfigError::new(
+                "EMBEDDING_MODEL_PATH",
+                format!(
+                    "{} not found; install the default model with `make models`",
+                    missing.display()
+                ),
+            ));
+        }
+        let defaults = BatchSizes::default();
+        let bulk = env.parse("EMBEDDING_BULK_BATCH", defaults.bulk)?;
+        if !(1..=MAX_BATCH).contains(&bulk) {
+            return Err(ConfigError::new(
+                "EMBEDDING_BULK_BATCH",
+                format!("must be between 1 and {MAX_BATCH}"),
+            ));
+        }
+        Ok(Self {
+            jwt: JwtSettings::from_env(env)?,
+            embedding_model_path: path,
+            batch_sizes: BatchSizes { bulk, ..defaults },
+        })
+    }
+}
+
+/// Loads the embedding model off the async workers (it reads ~90 MB).
+pub async fn load_embedder(settings: &InferenceSettings) -> anyhow::Result<Arc<Embedder>> {
+    let path = settings.embedding_model_path.clone();
+    let embedder = tokio::task::spawn_blocking(move || Embedder::load(&path))
+        .await
+        .context("embedding model loader")?
+        .context("loading the embedding model")?;
+    Ok(Arc::new(embedder))
+}
+
+/// Serves `InferenceInternal` (service credentials only) and tonic-health on
+/// `listener` until `shutdown` is cancelled; health reports serving once the
+/// model is loaded.
+pub async fn serve(
+    settings: InferenceSettings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let embedder = load_embedder(&settings).await?;
+    let batcher = Batcher::start(embedder, settings.batch_sizes).context("embedding worker")?;
+    let handlers = grpc::Grpc {
+        batcher: Arc::new(batcher),
+    };
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    health
+        .set_serving::<InferenceInternalServer<grpc::Grpc>>()
+        .await;
+    tracing::info!(addr = ?listener.local_addr().ok(), model = %settings.embedding_model_path.display(), "inference service listening");
+    let inference =
+        InferenceInternalServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            inference,
+            RequireService::new(keys),
+        ))
+        .serve_with_incoming_shutdown(grpc_util::incoming(listener), shutdown.cancelled_owned())
+        .await
+        .context("inference gRPC server")
+}

@@ -1,0 +1,77 @@
+//! The model itself: shape, norm, meaning, and batching invariance.
+
+use crate::{cosine, embedder};
+
+#[test]
+fn vectors_have_384_dimensions_and_unit_norm() {
+    let embedder = embedder();
+    assert_eq!(embedder.dimensions(), 384);
+    let vectors = embedder
+        .embed(&["What is the invoice total?", "", "naïve café ☕ 東京"])
+        .unwrap();
+    assert_eq!(vectors.len(), 3);
+    for vector in vectors {
+        assert_eq!(vector.len(), 384);
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+}
+
+#[test]
+fn related_texts_are_closer_than_unrelated_ones() {
+    let vectors = embedder()
+        .embed(&[
+            "What is the invoice total?",
+            "Total amount due: $4.11",
+            "The Crazy Ones, October 14, 1998",
+        ])
+        .unwrap();
+    let related = cosine(&vectors[0], &vectors[1]);
+    let unrelated = cosine(&vectors[0], &vectors[2]);
+    assert!(
+        related > unrelated + 0.1,
+        "related {related} vs unrelated {unrelated}"
+    );
+}
+
+#[test]
+fn a_batch_gives_the_same_vectors_as_one_by_one() {
+    let embedder = embedder();
+    let texts = [
+        "Short.",
+        "The quarterly report shows revenue grew eight percent year over year.",
+        "Please find attached the invoice for services rendered in March.",
+        "A much longer passage about the history of computing, from the \
+         difference engine through vacuum tubes and transistors to the \
+         integrated circuits that made personal computers possible.",
+        "",
+        "Meeting moved to Thursday.",
+    ];
+    let batched = embedder.embed(&texts).unwrap();
+    for (text, batched) in texts.iter().zip(&batched) {
+        let alone = embedder.embed(&[text]).unwrap();
+        let similarity = cosine(&alone[0], batched);
+        assert!(similarity >= 0.999, "{text:?}: cosine {similarity}");
+    }
+}
+
+#[test]
+fn padding_does_not_change_a_vector() {
+    let embedder = embedder();
+    let short = "Total amount due: $4.11";
+    let long = "word ".repeat(200);
+    let alone = embedder.embed(&[short]).unwrap();
+    // The short text is padded to the long one's length in this batch.
+    let padded = embedder.embed(&[short, long.as_str()]).unwrap();
+    let similarity = cosine(&alone[0], &padded[0]);
+    assert!(similarity >= 0.9999, "cosine {similarity}");
+}
+
+#[test]
+fn long_texts_are_truncated_not_refused() {
+    let embedder = embedder();
+    let long = "invoice total ".repeat(5_000);
+    let tokens = embedder.count_tokens(&[long.as_str()]).unwrap();
+    assert_eq!(tokens, pai_inference::MAX_TOKENS);
+    assert_eq!(embedder.embed(&[long.as_str()]).unwrap()[0].len(), 384);
+}

@@ -1,0 +1,44 @@
+//! The search service's errors and how each reaches the caller.
+
+use pai_common::{ErrorCode, ServiceError};
+
+pub type Result<T, E = SearchError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("embedding service: {0}")]
+    Embedding(String),
+    #[error("text index: {0}")]
+    TextIndex(#[from] tantivy::TantivyError),
+    #[error("vector index: {0}")]
+    VectorIndex(String),
+    #[error("index files: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<SearchError> for ServiceError {
+    fn from(err: SearchError) -> Self {
+        let code = match &err {
+            SearchError::Invalid(_) => ErrorCode::BadRequest,
+            SearchError::Embedding(_) => ErrorCode::Unavailable,
+            SearchError::TextIndex(_)
+            | SearchError::VectorIndex(_)
+            | SearchError::Io(_)
+            | SearchError::Database(_) => {
+                tracing::error!(error = %err, "search request failed");
+                ErrorCode::Internal
+            }
+        };
+        ServiceError::new(code, err.to_string())
+    }
+}
+
+impl From<SearchError> for tonic::Status {
+    fn from(err: SearchError) -> Self {
+        ServiceError::from(err).into()
+    }
+}

@@ -1,0 +1,161 @@
+//! tonic handlers: thin adapters from protobuf to [`SearchCore`].
+
+use std::sync::Arc;
+
+use pai_common::UserContext;
+use pai_proto::Timestamp;
+use pai_proto::v1::search_internal_server::SearchInternal;
+use pai_proto::v1::search_service_server::SearchService;
+use pai_proto::v1::{self as pb, SearchMode};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::error::SearchError;
+use crate::repo::Source;
+use crate::service::{ChunkText, Mode, SearchCore};
+use crate::text_index::Filters;
+
+/// Source kinds the index knows.
+const KINDS: [&str; 2] = ["document", "email"];
+
+#[derive(Clone)]
+pub struct Grpc {
+    pub core: Arc<SearchCore>,
+}
+
+fn uuid(value: &str, field: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(value).map_err(|_| SearchError::Invalid(format!("{field}: not a UUID")).into())
+}
+
+fn kind(value: &str) -> Result<String, Status> {
+    if KINDS.contains(&value) {
+        Ok(value.to_owned())
+    } else {
+        Err(SearchError::Invalid(format!("source kind must be one of {KINDS:?}")).into())
+    }
+}
+
+fn optional(value: String) -> Option<String> {
+    Some(value).filter(|v| !v.is_empty())
+}
+
+fn i32_of(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+#[tonic::async_trait]
+impl SearchService for Grpc {
+    #[tracing::instrument(skip_all)]
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let req = request.into_inner();
+        let mode = match SearchMode::try_from(req.mode).unwrap_or(SearchMode::Hybrid) {
+            SearchMode::Hybrid => Mode::Hybrid,
+            SearchMode::Bm25 => Mode::Bm25,
+            SearchMode::Vector => Mode::Vector,
+        };
+        let filters = Filters {
+            kind: optional(req.source_kind).map(|k| kind(&k)).transpose()?,
+            category: optional(req.category),
+        };
+        let k = if req.k == 0 { 10 } else { req.k as usize };
+        let (hits, took_ms) = self
+            .core
+            .search(user.user_id, &req.query, k, mode, filters)
+            .await?;
+        Ok(Response::new(pb::SearchResponse {
+            hits: hits
+                .into_iter()
+                .map(|hit| pb::SearchHit {
+                    source_kind: hit.chunk.source_kind,
+                    source_id: hit.chunk.source_id.to_string(),
+                    title: hit.chunk.title,
+                    page: u32::try_from(hit.chunk.page).unwrap_or_default(),
+                    ordinal: u32::try_from(hit.chunk.ordinal).unwrap_or_default(),
+                    text: hit.chunk.text,
+                    snippet: hit.snippet,
+                    score: hit.score,
+                    category: hit.chunk.category,
+                    created_at: Some(Timestamp {
+                        seconds: hit.chunk.created_at.timestamp(),
+                        nanos: 0,
+                    }),
+                })
+                .collect(),
+            took_ms,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl SearchInternal for Grpc {
+    async fn index_chunks(
+        &self,
+        request: Request<pb::IndexChunksRequest>,
+    ) -> Result<Response<pb::IndexChunksResponse>, Status> {
+        let req = request.into_inner();
+        let source = Source {
+            user_id: uuid(&req.user_id, "user_id")?,
+            kind: kind(&req.source_kind)?,
+            id: uuid(&req.source_id, "source_id")?,
+            title: req.title,
+            category: req.category,
+        };
+        let chunks = req
+            .chunks
+            .into_iter()
+            .filter(|c| !c.text.trim().is_empty())
+            .map(|c| ChunkText {
+                ordinal: i32_of(c.ordinal),
+                page: i32_of(c.page),
+                start: i32_of(c.start),
+                end: i32_of(c.end),
+                text: c.text,
+            })
+            .collect();
+        let indexed = self.core.index_chunks(source, chunks).await?;
+        Ok(Response::new(pb::IndexChunksResponse {
+            indexed: u32::try_from(indexed).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn delete_source(
+        &self,
+        request: Request<pb::DeleteSourceRequest>,
+    ) -> Result<Response<pb::DeleteSourceResponse>, Status> {
+        let req = request.into_inner();
+        let deleted = self
+            .core
+            .delete_source(
+                uuid(&req.user_id, "user_id")?,
+                &kind(&req.source_kind)?,
+                uuid(&req.source_id, "source_id")?,
+            )
+            .await?;
+        Ok(Response::new(pb::DeleteSourceResponse {
+            deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteSourceResponse>, Status> {
+        let user_id = uuid(&request.get_ref().user_id, "user_id")?;
+        let deleted = self.core.delete_user(user_id).await?;
+        Ok(Response::new(pb::DeleteSourceResponse {
+            deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn rebuild(
+        &self,
+        _request: Request<pb::RebuildRequest>,
+    ) -> Result<Response<pb::RebuildResponse>, Status> {
+        let chunks = self.core.rebuild().await?;
+        Ok(Response::new(pb::RebuildResponse { chunks }))
+    }
+}

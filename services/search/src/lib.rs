@@ -1,0 +1,127 @@
+//! pai's search service: `search.chunks` is the source of truth; a tantivy
+//! BM25 index (shared, with a user term) and one usearch vector index per
+//! user are derived from it, caught up on start and rebuildable. Search is
+//! hybrid (reciprocal rank fusion) and always scoped to the caller.
+
+pub mod error;
+mod grpc;
+pub mod repo;
+pub mod service;
+pub mod text_index;
+pub mod vector_index;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pai_common::amqp::UserDeleted;
+use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
+use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
+use pai_common::{ConfigError, grpc as grpc_util};
+use pai_proto::v1::inference_internal_client::InferenceInternalClient;
+use pai_proto::v1::search_internal_server::SearchInternalServer;
+use pai_proto::v1::search_service_server::SearchServiceServer;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::service::{Mode, SearchCore};
+
+pub const SCHEMA: &str = "search";
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/search");
+
+#[derive(Debug, Clone)]
+pub struct SearchSettings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub jwt: JwtSettings,
+    pub vector_db_path: PathBuf,
+    pub inference_url: String,
+}
+
+impl SearchSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseSettings::from_env(env)?,
+            amqp: AmqpSettings::from_env(env)?,
+            jwt: JwtSettings::from_env(env)?,
+            vector_db_path: PathBuf::from(env.string("VECTOR_DB_PATH", "data/vector_db")),
+            inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
+        })
+    }
+}
+
+/// Opens the indexes (catching them up with `search.chunks`).
+pub async fn open(settings: &SearchSettings, pool: PgPool) -> anyhow::Result<SearchCore> {
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let channel = grpc_util::channel(&settings.inference_url)
+        .with_context(|| format!("INFERENCE_URL {:?}", settings.inference_url))?;
+    let embedder =
+        InferenceInternalClient::with_interceptor(channel, ServiceCredential::new(keys, "search"))
+            .max_decoding_message_size(64 * 1024 * 1024);
+    SearchCore::open(pool, settings.vector_db_path.clone(), embedder)
+        .await
+        .context("opening the search indexes")
+}
+
+/// Serves search on `listener` until `shutdown` is cancelled, and erases
+/// the data of every user whose `user.deleted` event arrives.
+pub async fn serve(
+    settings: SearchSettings,
+    pool: PgPool,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let core = Arc::new(open(&settings, pool).await?);
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let handlers = grpc::Grpc {
+        core: Arc::clone(&core),
+    };
+
+    let queue = format!("{}.search.user-deleted", settings.amqp.events_exchange);
+    let events = tokio::spawn(pai_common::amqp::consume_events(
+        settings.amqp.clone(),
+        queue,
+        "user.deleted",
+        shutdown.clone(),
+        move |body| {
+            let core = Arc::clone(&core);
+            async move {
+                let event: UserDeleted = serde_json::from_slice(&body)
+                    .map_err(|e| format!("malformed user.deleted: {e}"))?;
+                let removed = core
+                    .delete_user(event.user_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(user_id = %event.user_id, removed, "erased a deleted user's chunks");
+                Ok(())
+            }
+        },
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<SearchServiceServer<grpc::Grpc>>()
+        .await;
+    tracing::info!(addr = ?listener.local_addr().ok(), "search service listening");
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(SearchServiceServer::with_interceptor(
+            handlers.clone(),
+            RequireUser::new(Arc::clone(&keys)),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            SearchInternalServer::new(handlers).max_decoding_message_size(64 * 1024 * 1024),
+            RequireService::new(keys),
+        ))
+        .serve_with_incoming_shutdown(
+            grpc_util::incoming(listener),
+            shutdown.clone().cancelled_owned(),
+        )
+        .await
+        .context("search gRPC server");
+    shutdown.cancel();
+    let _ = events.await;
+    result
+}

@@ -1,0 +1,156 @@
+//! SQL over schema `search`. Every query on user data filters by user id.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// A chunk ready to store: its text, where it came from, its embedding.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub ordinal: i32,
+    pub page: i32,
+    pub start: i32,
+    pub end: i32,
+    pub text: String,
+    pub embedding: Vec<f32>,
+}
+
+/// Which source a set of chunks belongs to.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub user_id: Uuid,
+    pub kind: String,
+    pub id: Uuid,
+    pub title: String,
+    pub category: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChunkRow {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub source_kind: String,
+    pub source_id: Uuid,
+    pub ordinal: i32,
+    pub title: String,
+    pub category: String,
+    pub page: i32,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row for rebuilding the indexes, with its vector.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IndexRow {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub source_kind: String,
+    pub source_id: Uuid,
+    pub title: String,
+    pub category: String,
+    pub text: String,
+    pub embedding: Vec<f32>,
+}
+
+/// Rows per INSERT statement (12 parameters each, PostgreSQL allows 65535).
+const INSERT_BATCH: usize = 1000;
+
+/// Bumps the change counter; returns the new generation.
+pub async fn bump_generation(conn: &mut PgConnection) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("UPDATE search.generation SET value = value + 1 RETURNING value")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+pub async fn generation(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT value FROM search.generation")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Deletes a source's chunks and returns their ids.
+pub async fn delete_source(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    kind: &str,
+    source_id: Uuid,
+) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "DELETE FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(kind)
+    .bind(source_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn delete_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("DELETE FROM search.chunks WHERE user_id = $1 RETURNING id")
+            .bind(user_id)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Inserts chunks of one source and returns their ids in input order.
+pub async fn insert_chunks(
+    conn: &mut PgConnection,
+    source: &Source,
+    chunks: &[NewChunk],
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(chunks.len());
+    for batch in chunks.chunks(INSERT_BATCH) {
+        let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO search.chunks (user_id, source_kind, source_id, ordinal, title, category, \
+             page, start_offset, end_offset, text, embedding) ",
+        );
+        query.push_values(batch, |mut row, chunk| {
+            row.push_bind(source.user_id)
+                .push_bind(&source.kind)
+                .push_bind(source.id)
+                .push_bind(chunk.ordinal)
+                .push_bind(&source.title)
+                .push_bind(&source.category)
+                .push_bind(chunk.page)
+                .push_bind(chunk.start)
+                .push_bind(chunk.end)
+                .push_bind(&chunk.text)
+                .push_bind(&chunk.embedding);
+        });
+        query.push(" RETURNING id");
+        let batch_ids: Vec<i64> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+        ids.extend(batch_ids);
+    }
+    Ok(ids)
+}
+
+/// Returns the caller's chunks among `ids` (others' ids are ignored).
+pub async fn chunks_by_id(pool: &PgPool, user_id: Uuid, ids: &[i64]) -> Result<Vec<ChunkRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, user_id, source_kind, source_id, ordinal, title, category, page, text, created_at \
+         FROM search.chunks WHERE user_id = $1 AND id = ANY($2)",
+    )
+    .bind(user_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One page of every chunk, by id, for rebuilding the indexes.
+pub async fn index_rows_after(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<IndexRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, user_id, source_kind, source_id, title, category, text, embedding \
+         FROM search.chunks WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

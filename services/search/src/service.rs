@@ -1,0 +1,438 @@
+//! The search service's logic: storing chunks, keeping the derived indexes
+//! in step with `search.chunks`, and hybrid search.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pai_common::identity::ServiceCredential;
+use pai_proto::v1::EmbedRequest;
+use pai_proto::v1::embed_request::Priority;
+use pai_proto::v1::inference_internal_client::InferenceInternalClient;
+use sqlx::PgPool;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::error::{Result, SearchError};
+use crate::repo::{self, ChunkRow, NewChunk, Source};
+use crate::text_index::{Filters, TextDoc, TextIndex, source_key};
+use crate::vector_index::VectorIndexes;
+
+/// Reciprocal rank fusion constant (Cormack et al.).
+const RRF_K: f32 = 60.0;
+/// Texts per Embed call during ingest.
+const EMBED_BATCH: usize = 64;
+const REBUILD_PAGE: i64 = 2_000;
+
+pub type Embedder = InferenceInternalClient<InterceptedService<Channel, ServiceCredential>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Hybrid,
+    Bm25,
+    Vector,
+}
+
+/// A chunk to index, before embedding.
+#[derive(Debug, Clone)]
+pub struct ChunkText {
+    pub ordinal: i32,
+    pub page: i32,
+    pub start: i32,
+    pub end: i32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub chunk: ChunkRow,
+    pub score: f32,
+    pub snippet: String,
+}
+
+pub struct SearchCore {
+    pool: PgPool,
+    text: Arc<TextIndex>,
+    vectors: Arc<VectorIndexes>,
+    embedder: Embedder,
+    /// Serialises changes so indexes apply them in generation order.
+    writes: tokio::sync::Mutex<i64>,
+    generation_file: PathBuf,
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SearchError::VectorIndex(format!("index task failed: {e}")))?
+}
+
+impl SearchCore {
+    /// Opens the indexes under `dir` and catches them up with the table:
+    /// when the generation they recorded is not the table's, they are rebuilt.
+    pub async fn open(pool: PgPool, dir: PathBuf, embedder: Embedder) -> Result<Self> {
+        let text_dir = dir.join("text");
+        let vector_dir = dir.join("vectors");
+        let (text, vectors) = blocking(move || {
+            Ok((
+                TextIndex::open(&text_dir)?,
+                VectorIndexes::open(&vector_dir)?,
+            ))
+        })
+        .await?;
+        let generation_file = dir.join("generation");
+        let on_disk = std::fs::read_to_string(&generation_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        let core = Self {
+            pool,
+            text: Arc::new(text),
+            vectors: Arc::new(vectors),
+            embedder,
+            writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
+            generation_file,
+        };
+        let current = repo::generation(&core.pool).await?;
+        if on_disk != Some(current) {
+            tracing::info!(
+                ?on_disk,
+                current,
+                "search indexes behind search.chunks; rebuilding"
+            );
+            core.rebuild().await?;
+        }
+        Ok(core)
+    }
+
+    async fn embed(&self, texts: Vec<String>, priority: Priority) -> Result<Vec<Vec<f32>>> {
+        let expected = texts.len();
+        let response = self
+            .embedder
+            .clone()
+            .embed(EmbedRequest {
+                texts,
+                priority: priority as i32,
+            })
+            .await
+            .map_err(|status| SearchError::Embedding(status.message().to_owned()))?
+            .into_inner();
+        if response.embeddings.len() != expected {
+            return Err(SearchError::Embedding(format!(
+                "asked for {expected} embeddings, got {}",
+                response.embeddings.len()
+            )));
+        }
+        Ok(response.embeddings.into_iter().map(|e| e.values).collect())
+    }
+
+    /// Records the generation the on-disk indexes now reflect.
+    async fn persist(&self, generation: i64) -> Result<()> {
+        let vectors = Arc::clone(&self.vectors);
+        let file = self.generation_file.clone();
+        blocking(move || {
+            vectors.save_dirty()?;
+            let partial = file.with_extension("partial");
+            std::fs::write(&partial, generation.to_string())?;
+            std::fs::rename(&partial, &file)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces every chunk of `source` (an idempotent upsert per source).
+    pub async fn index_chunks(&self, source: Source, chunks: Vec<ChunkText>) -> Result<usize> {
+        let mut embeddings = Vec::with_capacity(chunks.len());
+        for batch in chunks.chunks(EMBED_BATCH) {
+            let texts = batch.iter().map(|c| c.text.clone()).collect();
+            embeddings.extend(self.embed(texts, Priority::Bulk).await?);
+        }
+        let new: Vec<NewChunk> = chunks
+            .into_iter()
+            .zip(embeddings)
+            .map(|(c, embedding)| NewChunk {
+                ordinal: c.ordinal,
+                page: c.page,
+                start: c.start,
+                end: c.end,
+                text: c.text,
+                embedding,
+            })
+            .collect();
+
+        let mut applied = self.writes.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let old_ids = repo::delete_source(&mut tx, source.user_id, &source.kind, source.id).await?;
+        let ids = repo::insert_chunks(&mut tx, &source, &new).await?;
+        let generation = repo::bump_generation(&mut tx).await?;
+        tx.commit().await?;
+
+        let count = ids.len();
+        let text = Arc::clone(&self.text);
+        let vectors = Arc::clone(&self.vectors);
+        blocking(move || {
+            let key = source_key(source.user_id, &source.kind, source.id);
+            text.delete_source(&key)?;
+            let docs: Vec<TextDoc<'_>> = ids
+                .iter()
+                .zip(&new)
+                .map(|(id, chunk)| TextDoc {
+                    id: *id,
+                    user_id: source.user_id,
+                    source_key: &key,
+                    kind: &source.kind,
+                    category: &source.category,
+                    title: &source.title,
+                    text: &chunk.text,
+                })
+                .collect();
+            text.add(&docs)?;
+            text.commit()?;
+            vectors.remove(source.user_id, &old_ids)?;
+            let pairs: Vec<(i64, &[f32])> = ids
+                .iter()
+                .zip(&new)
+                .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
+                .collect();
+            vectors.add(source.user_id, &pairs)
+        })
+        .await?;
+        self.persist(generation).await?;
+        *applied = generation;
+        Ok(count)
+    }
+
+    /// Removes one source's chunks; returns how many there were.
+    pub async fn delete_source(&self, user_id: Uuid, kind: &str, source_id: Uuid) -> Result<usize> {
+        let mut applied = self.writes.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let ids = repo::delete_source(&mut tx, user_id, kind, source_id).await?;
+        let generation = repo::bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        let count = ids.len();
+        let text = Arc::clone(&self.text);
+        let vectors = Arc::clone(&self.vectors);
+        let key = source_key(user_id, kind, source_id);
+        blocking(move || {
+            text.delete_source(&key)?;
+            text.commit()?;
+            vectors.remove(user_id, &ids)
+        })
+        .await?;
+        self.persist(generation).await?;
+        *applied = generation;
+        Ok(count)
+    }
+
+    /// Erases everything of a user: rows, BM25 entries, the vector index file.
+    pub async fn delete_user(&self, user_id: Uuid) -> Result<usize> {
+        let mut applied = self.writes.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let ids = repo::delete_user(&mut tx, user_id).await?;
+        let generation = repo::bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        let text = Arc::clone(&self.text);
+        let vectors = Arc::clone(&self.vectors);
+        blocking(move || {
+            text.delete_user(user_id)?;
+            text.commit()?;
+            vectors.delete_user(user_id)
+        })
+        .await?;
+        self.persist(generation).await?;
+        *applied = generation;
+        Ok(ids.len())
+    }
+
+    /// Rebuilds both indexes from `search.chunks`; returns the chunk count.
+    pub async fn rebuild(&self) -> Result<u64> {
+        let mut applied = self.writes.lock().await;
+        let generation = repo::generation(&self.pool).await?;
+        let text = Arc::clone(&self.text);
+        let vectors = Arc::clone(&self.vectors);
+        blocking(move || {
+            text.clear()?;
+            vectors.clear()
+        })
+        .await?;
+        let mut after = 0;
+        let mut total = 0u64;
+        loop {
+            let rows = repo::index_rows_after(&self.pool, after, REBUILD_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            total += rows.len() as u64;
+            let text = Arc::clone(&self.text);
+            let vectors = Arc::clone(&self.vectors);
+            blocking(move || {
+                let keys: Vec<String> = rows
+                    .iter()
+                    .map(|r| source_key(r.user_id, &r.source_kind, r.source_id))
+                    .collect();
+                let docs: Vec<TextDoc<'_>> = rows
+                    .iter()
+                    .zip(&keys)
+                    .map(|(r, key)| TextDoc {
+                        id: r.id,
+                        user_id: r.user_id,
+                        source_key: key,
+                        kind: &r.source_kind,
+                        category: &r.category,
+                        title: &r.title,
+                        text: &r.text,
+                    })
+                    .collect();
+                text.add(&docs)?;
+                let mut by_user: HashMap<Uuid, Vec<(i64, &[f32])>> = HashMap::new();
+                for r in &rows {
+                    by_user
+                        .entry(r.user_id)
+                        .or_default()
+                        .push((r.id, r.embedding.as_slice()));
+                }
+                for (user_id, pairs) in by_user {
+                    vectors.add(user_id, &pairs)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let text = Arc::clone(&self.text);
+        blocking(move || text.commit()).await?;
+        self.persist(generation).await?;
+        *applied = generation;
+        tracing::info!(chunks = total, generation, "search indexes rebuilt");
+        Ok(total)
+    }
+
+    /// Hybrid search over the caller's chunks only.
+    pub async fn search(
+        &self,
+        user_id: Uuid,
+        query: &str,
+        k: usize,
+        mode: Mode,
+        filters: Filters,
+    ) -> Result<(Vec<Hit>, f32)> {
+        let started = Instant::now();
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(SearchError::Invalid("q: the query is empty".into()));
+        }
+        let k = k.clamp(1, 50);
+        let embedding = match mode {
+            Mode::Bm25 => None,
+            Mode::Hybrid | Mode::Vector => {
+                let mut vectors = self
+                    .embed(vec![query.to_owned()], Priority::Interactive)
+                    .await?;
+                vectors.pop()
+            }
+        };
+        // Vector hits are filtered after the fact: ask for more when filtering.
+        let filtered = filters.kind.is_some() || filters.category.is_some();
+        let candidates = if filtered {
+            (k * 10).max(100)
+        } else {
+            (k * 4).max(20)
+        };
+        let text = Arc::clone(&self.text);
+        let vectors = Arc::clone(&self.vectors);
+        let query_owned = query.to_owned();
+        let text_filters = filters.clone();
+        let (bm25, nearest, snippets) = blocking(move || {
+            let bm25 = match mode {
+                Mode::Vector => Vec::new(),
+                Mode::Hybrid | Mode::Bm25 => {
+                    text.search(user_id, &query_owned, candidates, &text_filters)?
+                }
+            };
+            let nearest = match &embedding {
+                Some(vector) => vectors.search(user_id, vector, candidates)?,
+                None => Vec::new(),
+            };
+            let snippets = text.snippets(&query_owned)?;
+            Ok((bm25, nearest, snippets))
+        })
+        .await?;
+
+        let ids: Vec<i64> = bm25.iter().chain(&nearest).map(|(id, _)| *id).collect();
+        let rows: HashMap<i64, ChunkRow> = repo::chunks_by_id(&self.pool, user_id, &ids)
+            .await?
+            .into_iter()
+            .filter(|row| filters.kind.as_ref().is_none_or(|k| *k == row.source_kind))
+            .filter(|row| filters.category.as_ref().is_none_or(|c| *c == row.category))
+            .map(|row| (row.id, row))
+            .collect();
+        let fused = fuse(mode, &bm25, &nearest, |id| rows.contains_key(&id));
+        let hits = fused
+            .into_iter()
+            .take(k)
+            .filter_map(|(id, score)| {
+                let chunk = rows.get(&id)?.clone();
+                let highlighted = snippets.snippet(&chunk.text).to_html();
+                let snippet = if highlighted.is_empty() {
+                    chunk.text.chars().take(240).collect()
+                } else {
+                    highlighted
+                };
+                Some(Hit {
+                    chunk,
+                    score,
+                    snippet,
+                })
+            })
+            .collect();
+        Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
+    }
+}
+
+/// Orders chunk ids by mode: BM25 score, cosine similarity, or reciprocal
+/// rank fusion of both lists. Only ids `keep` accepts are ranked.
+fn fuse(
+    mode: Mode,
+    bm25: &[(i64, f32)],
+    nearest: &[(i64, f32)],
+    keep: impl Fn(i64) -> bool,
+) -> Vec<(i64, f32)> {
+    let mut ranked: Vec<(i64, f32)> = match mode {
+        Mode::Bm25 => bm25.iter().filter(|(id, _)| keep(*id)).copied().collect(),
+        Mode::Vector => nearest
+            .iter()
+            .filter(|(id, _)| keep(*id))
+            .map(|(id, distance)| (*id, 1.0 - distance))
+            .collect(),
+        Mode::Hybrid => {
+            let mut scores: HashMap<i64, f32> = HashMap::new();
+            for list in [bm25, nearest] {
+                let kept = list.iter().filter(|(id, _)| keep(*id));
+                for (rank, (id, _)) in kept.enumerate() {
+                    *scores.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
+                }
+            }
+            scores.into_iter().collect()
+        }
+    };
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_rewards_agreement() {
+        let bm25 = [(1, 9.0), (2, 5.0), (3, 1.0)];
+        let nearest = [(2, 0.1), (3, 0.2), (4, 0.3)];
+        let fused = fuse(Mode::Hybrid, &bm25, &nearest, |_| true);
+        assert_eq!(fused[0].0, 2, "{fused:?}");
+        assert_eq!(fused.len(), 4);
+        let only_vector = fuse(Mode::Vector, &bm25, &nearest, |id| id != 3);
+        assert_eq!(only_vector.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 4]);
+        let only_bm25 = fuse(Mode::Bm25, &bm25, &nearest, |_| true);
+        assert_eq!(only_bm25[0].0, 1);
+    }
+}

@@ -1,0 +1,221 @@
+//! The BM25 index (tantivy): one index for every user, each document
+//! carrying its user id, searched with a user term as a required clause.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use uuid::Uuid;
+
+use crate::error::{Result, SearchError};
+
+const TOKENIZER: &str = "pai";
+const WRITER_MEMORY: usize = 50_000_000;
+
+/// What the BM25 index stores of a chunk.
+pub struct TextDoc<'a> {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub source_key: &'a str,
+    pub kind: &'a str,
+    pub category: &'a str,
+    pub title: &'a str,
+    pub text: &'a str,
+}
+
+/// Filters applied inside the index.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub kind: Option<String>,
+    pub category: Option<String>,
+}
+
+struct Fields {
+    id: Field,
+    user: Field,
+    source: Field,
+    kind: Field,
+    category: Field,
+    title: Field,
+    text: Field,
+}
+
+pub struct TextIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+/// Identifies a source across users: `user/kind/source_id`.
+pub fn source_key(user_id: Uuid, kind: &str, source_id: Uuid) -> String {
+    format!("{user_id}/{kind}/{source_id}")
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text_options = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        id: builder.add_i64_field("id", INDEXED | STORED),
+        user: builder.add_text_field("user", STRING),
+        source: builder.add_text_field("source", STRING),
+        kind: builder.add_text_field("kind", STRING),
+        category: builder.add_text_field("category", STRING),
+        title: builder.add_text_field("title", text_options.clone()),
+        text: builder.add_text_field("text", text_options),
+    };
+    (builder.build(), fields)
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+impl TextIndex {
+    /// Opens the index in `dir`, creating it when absent.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| SearchError::TextIndex(e.into()))?;
+        let index = Index::open_or_create(directory, schema)?;
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let writer = index.writer(WRITER_MEMORY)?;
+        Ok(Self {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>> {
+        self.writer
+            .lock()
+            .map_err(|_| SearchError::VectorIndex("text index writer poisoned".into()))
+    }
+
+    pub fn add(&self, docs: &[TextDoc<'_>]) -> Result<()> {
+        let writer = self.writer()?;
+        let f = &self.fields;
+        for d in docs {
+            writer.add_document(doc!(
+                f.id => d.id,
+                f.user => d.user_id.to_string(),
+                f.source => d.source_key,
+                f.kind => d.kind,
+                f.category => d.category,
+                f.title => d.title,
+                f.text => d.text,
+            ))?;
+        }
+        Ok(())
+    }
+
+    pub fn delete_source(&self, key: &str) -> Result<()> {
+        self.writer()?
+            .delete_term(Term::from_field_text(self.fields.source, key));
+        Ok(())
+    }
+
+    pub fn delete_user(&self, user_id: Uuid) -> Result<()> {
+        self.writer()?.delete_term(Term::from_field_text(
+            self.fields.user,
+            &user_id.to_string(),
+        ));
+        Ok(())
+    }
+
+    pub fn clear(&self) -> Result<()> {
+        self.writer()?.delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Makes every change durable and visible to searches.
+    pub fn commit(&self) -> Result<()> {
+        self.writer()?.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn user_query(&self, user_id: Uuid, query: &str, filters: &Filters) -> Box<dyn Query> {
+        let f = &self.fields;
+        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.text]);
+        parser.set_field_boost(f.title, 0.5);
+        let (text_query, _errors) = parser.parse_query_lenient(query);
+        let term = |field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut clauses = vec![
+            (Occur::Must, text_query),
+            (Occur::Must, term(f.user, &user_id.to_string())),
+        ];
+        if let Some(kind) = &filters.kind {
+            clauses.push((Occur::Must, term(f.kind, kind)));
+        }
+        if let Some(category) = &filters.category {
+            clauses.push((Occur::Must, term(f.category, category)));
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// Returns the caller's best chunks for `query`: (chunk id, BM25 score).
+    pub fn search(
+        &self,
+        user_id: Uuid,
+        query: &str,
+        limit: usize,
+        filters: &Filters,
+    ) -> Result<Vec<(i64, f32)>> {
+        let searcher = self.reader.searcher();
+        let query = self.user_query(user_id, query, filters);
+        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_i64()) {
+                hits.push((id, score));
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Returns a generator that highlights `query`'s terms in any text.
+    pub fn snippets(&self, query: &str) -> Result<SnippetGenerator> {
+        let searcher = self.reader.searcher();
+        let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
+        let (query, _errors) = parser.parse_query_lenient(query);
+        let mut generator = SnippetGenerator::create(&searcher, &*query, self.fields.text)?;
+        generator.set_max_num_chars(240);
+        Ok(generator)
+    }
+}

@@ -1,0 +1,211 @@
+//! Vector indexes (usearch HNSW): one per user, so a search never scans or
+//! filters another user's vectors (a shared filtered index took 23-125 ms
+//! when few keys matched; FINDINGS). Keys are `search.chunks` ids.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+use uuid::Uuid;
+
+use crate::error::{Result, SearchError};
+
+pub const DIMENSIONS: usize = 384;
+/// Below this many vectors an exact scan is as fast as the graph and exact.
+const EXACT_BELOW: usize = 5_000;
+const EXTENSION: &str = "usearch";
+
+fn options() -> IndexOptions {
+    IndexOptions {
+        dimensions: DIMENSIONS,
+        metric: MetricKind::Cos,
+        // The default would be BF16: keep full precision on purpose.
+        quantization: ScalarKind::F32,
+        connectivity: 16,
+        expansion_add: 128,
+        expansion_search: 64,
+        multi: false,
+    }
+}
+
+fn vector_error(err: impl std::fmt::Display) -> SearchError {
+    SearchError::VectorIndex(err.to_string())
+}
+
+pub struct VectorIndexes {
+    dir: PathBuf,
+    users: RwLock<HashMap<Uuid, Arc<Index>>>,
+    dirty: Mutex<HashSet<Uuid>>,
+}
+
+impl VectorIndexes {
+    /// Loads every user's index saved in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut users = HashMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|ext| ext != EXTENSION) {
+                continue;
+            }
+            let Some(user_id) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| Uuid::parse_str(s).ok())
+            else {
+                continue;
+            };
+            let index = Index::new(&options()).map_err(vector_error)?;
+            index.load(&path.to_string_lossy()).map_err(vector_error)?;
+            users.insert(user_id, Arc::new(index));
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            users: RwLock::new(users),
+            dirty: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn path(&self, user_id: Uuid) -> PathBuf {
+        self.dir.join(format!("{user_id}.{EXTENSION}"))
+    }
+
+    fn get(&self, user_id: Uuid) -> Option<Arc<Index>> {
+        self.users.read().ok()?.get(&user_id).cloned()
+    }
+
+    fn get_or_create(&self, user_id: Uuid) -> Result<Arc<Index>> {
+        if let Some(index) = self.get(user_id) {
+            return Ok(index);
+        }
+        let mut users = self
+            .users
+            .write()
+            .map_err(|_| vector_error("vector index map poisoned"))?;
+        if let Some(index) = users.get(&user_id) {
+            return Ok(Arc::clone(index));
+        }
+        let index = Arc::new(Index::new(&options()).map_err(vector_error)?);
+        users.insert(user_id, Arc::clone(&index));
+        Ok(index)
+    }
+
+    fn mark_dirty(&self, user_id: Uuid) {
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.insert(user_id);
+        }
+    }
+
+    pub fn add(&self, user_id: Uuid, vectors: &[(i64, &[f32])]) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let index = self.get_or_create(user_id)?;
+        index
+            .reserve(index.size() + vectors.len())
+            .map_err(vector_error)?;
+        for (id, vector) in vectors {
+            if vector.len() != DIMENSIONS {
+                return Err(SearchError::Invalid(format!(
+                    "embedding of chunk {id} has {} dimensions, expected {DIMENSIONS}",
+                    vector.len()
+                )));
+            }
+            index.add(key(*id), vector).map_err(vector_error)?;
+        }
+        self.mark_dirty(user_id);
+        Ok(())
+    }
+
+    pub fn remove(&self, user_id: Uuid, ids: &[i64]) -> Result<()> {
+        let Some(index) = self.get(user_id) else {
+            return Ok(());
+        };
+        for id in ids {
+            index.remove(key(*id)).map_err(vector_error)?;
+        }
+        self.mark_dirty(user_id);
+        Ok(())
+    }
+
+    /// Forgets a user's index in memory and on disk.
+    pub fn delete_user(&self, user_id: Uuid) -> Result<()> {
+        if let Ok(mut users) = self.users.write() {
+            users.remove(&user_id);
+        }
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.remove(&user_id);
+        }
+        match std::fs::remove_file(self.path(user_id)) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Forgets every index (before a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        let users: Vec<Uuid> = self
+            .users
+            .read()
+            .map(|u| u.keys().copied().collect())
+            .unwrap_or_default();
+        for user_id in users {
+            self.delete_user(user_id)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the `limit` nearest chunks: (chunk id, cosine distance).
+    pub fn search(&self, user_id: Uuid, query: &[f32], limit: usize) -> Result<Vec<(i64, f32)>> {
+        let Some(index) = self.get(user_id) else {
+            return Ok(Vec::new());
+        };
+        if index.size() == 0 {
+            return Ok(Vec::new());
+        }
+        let matches = if index.size() < EXACT_BELOW {
+            index.exact_search(query, limit)
+        } else {
+            index.search(query, limit)
+        }
+        .map_err(vector_error)?;
+        Ok(matches
+            .keys
+            .iter()
+            .zip(&matches.distances)
+            .filter_map(|(k, d)| i64::try_from(*k).ok().map(|id| (id, *d)))
+            .collect())
+    }
+
+    /// Writes every changed index to disk (write then rename: a crash never
+    /// leaves a half-written file under the real name).
+    pub fn save_dirty(&self) -> Result<()> {
+        let dirty: Vec<Uuid> = self
+            .dirty
+            .lock()
+            .map(|mut d| d.drain().collect())
+            .unwrap_or_default();
+        for user_id in dirty {
+            let Some(index) = self.get(user_id) else {
+                continue;
+            };
+            let path = self.path(user_id);
+            let partial = path.with_extension("partial");
+            index
+                .save(&partial.to_string_lossy())
+                .map_err(vector_error)?;
+            std::fs::rename(&partial, &path)?;
+        }
+        Ok(())
+    }
+
+    pub fn len(&self, user_id: Uuid) -> usize {
+        self.get(user_id).map_or(0, |index| index.size())
+    }
+}
+
+fn key(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or_default()
+}
