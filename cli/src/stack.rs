@@ -232,6 +232,14 @@ impl Stack {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Kills every service at once, as a crash would: nothing in flight is
+    /// finished or acknowledged.
+    pub async fn abort(mut self) {
+        self.shutdown.cancel();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
     /// Stops every service and waits for them, at most [`GRACE_PERIOD`].
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();

@@ -28,10 +28,3 @@ CREATE TABLE search.generation (
     value           bigint NOT NULL
 );
 INSERT INTO search.generation (value) VALUES (0);
-
-CREATE TABLE search.outbox (
-    id              bigserial PRIMARY KEY,
-    routing_key     text NOT NULL,
-    payload         jsonb NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT now()
-);

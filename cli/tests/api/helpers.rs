@@ -179,7 +179,7 @@ impl TestApp {
     }
 
     async fn wait_ready(&self) {
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if let Ok(r) = self.http.get(self.url("/readyz")).send().await
                 && r.status() == StatusCode::OK
             {
@@ -325,6 +325,25 @@ impl TestApp {
             .expect("consume")
     }
 
+    /// Stops the stack (killing it with `crash`) and starts a new one on the
+    /// same database, exchange and folders.
+    pub async fn restart(&mut self, crash: bool) {
+        if let Some(stack) = self.stack.take() {
+            if crash {
+                stack.abort().await;
+            } else {
+                stack.stop().await.expect("stack stopped cleanly");
+            }
+        }
+        let stack = Stack::start(&self.env, &Service::ALL)
+            .await
+            .expect("restart stack");
+        self.addr = stack.gateway_addr.expect("gateway address");
+        self.auth_addr = stack.auth_addr.expect("auth address");
+        self.stack = Some(stack);
+        self.wait_ready().await;
+    }
+
     /// Stops the stack and removes the database and the exchange.
     pub async fn finish(mut self) {
         if let Some(stack) = self.stack.take() {
@@ -346,6 +365,104 @@ impl TestApp {
             let _ = channel
                 .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
                 .await;
+            for suffix in [
+                "documents.ingest",
+                "documents.ingest.retry",
+                "documents.ingest.dead",
+                "documents.user-deleted",
+                "search.user-deleted",
+            ] {
+                let _ = channel
+                    .queue_delete(
+                        &format!("{}.{suffix}", self.exchange),
+                        lapin::options::QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
         }
     }
+}
+
+/// The shared test corpora (`../shared/corpora` beside the repository).
+pub fn corpus(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora")
+        .join(path)
+}
+
+impl TestApp {
+    /// Uploads `bytes` as the multipart `file` field named `filename`.
+    pub async fn upload_bytes(&self, token: &str, filename: &str, bytes: Vec<u8>) -> Response {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str("application/pdf")
+            .unwrap();
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = self
+            .http
+            .post(self.url("/api/documents"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Uploads a file of the PDF corpus and returns the document (202).
+    pub async fn upload(&self, token: &str, name: &str) -> Value {
+        let bytes = std::fs::read(corpus(&format!("pdf/dev/{name}"))).expect("corpus file");
+        let r = self.upload_bytes(token, name, bytes).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "upload {name}: {}", r.body);
+        r.body
+    }
+
+    /// Polls the document until it is `indexed` or `failed`.
+    pub async fn wait_document(&self, token: &str, id: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let r = self.get(&format!("/api/documents/{id}"), token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            if matches!(r.body["status"].as_str(), Some("indexed" | "failed")) {
+                return r.body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "document {id} still {} after 10 minutes",
+                r.body["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn search(&self, token: &str, query: &str, extra: &str) -> Response {
+        let q: String = url_encode(query);
+        self.get(&format!("/api/search?q={q}{extra}"), token).await
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Lowercased with runs of whitespace made one space.
+pub fn normalize(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }

@@ -143,8 +143,8 @@ pub async fn mark_indexed(
     category: &str,
     pages: i32,
     chunks: i32,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE documents.documents SET status = 'indexed', error = NULL, category = $3, \
          pages = $4, chunks = $5, updated_at = now() WHERE user_id = $1 AND id = $2",
     )
@@ -155,7 +155,7 @@ pub async fn mark_indexed(
     .bind(chunks)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn mark_failed(pool: &PgPool, user_id: Uuid, id: Uuid, reason: &str) -> Result<()> {

@@ -114,23 +114,49 @@ impl DocumentsCore {
         } else {
             title.trim().chars().take(200).collect()
         };
-        let mut tx = self.pool.begin().await?;
-        let row = repo::insert(
-            &mut tx,
-            &NewDocument {
-                id,
-                user_id,
-                title: &title,
-                filename: &filename,
-                bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
-                sha256: &sha256,
-            },
-        )
-        .await?;
-        enqueue(&mut tx, user_id, id).await?;
-        tx.commit().await?;
+        let new = NewDocument {
+            id,
+            user_id,
+            title: &title,
+            filename: &filename,
+            bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
+            sha256: &sha256,
+        };
+        let row = match self.record_upload(&new).await {
+            Ok(row) => row,
+            Err(err) => {
+                // Without its row the file would be an orphan.
+                if let Err(cleanup) = self.blobs.delete(user_id, id).await {
+                    tracing::warn!(error = %cleanup, "removing an unrecorded upload failed");
+                }
+                return Err(err);
+            }
+        };
         tracing::info!(document_id = %id, %user_id, bytes, "document uploaded");
         Ok(row)
+    }
+
+    /// Inserts the document and its ingest job in one transaction.
+    async fn record_upload(&self, new: &NewDocument<'_>) -> Result<DocumentRow> {
+        let mut tx = self.pool.begin().await?;
+        let row = repo::insert(&mut tx, new).await?;
+        enqueue(&mut tx, new.user_id, new.id).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Removes a document's chunks from the search service.
+    async fn unindex(&self, user_id: Uuid, id: Uuid) -> Result<()> {
+        self.search
+            .clone()
+            .delete_source(DeleteSourceRequest {
+                user_id: user_id.to_string(),
+                source_kind: SOURCE_KIND.to_owned(),
+                source_id: id.to_string(),
+            })
+            .await
+            .map_err(|s| DocumentsError::Search(s.message().to_owned()))?;
+        Ok(())
     }
 
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<DocumentRow> {
@@ -169,15 +195,7 @@ impl DocumentsCore {
     /// Removes the document's index entries, row and file.
     pub async fn delete(&self, user_id: Uuid, id: Uuid) -> Result<()> {
         self.get(user_id, id).await?;
-        self.search
-            .clone()
-            .delete_source(DeleteSourceRequest {
-                user_id: user_id.to_string(),
-                source_kind: SOURCE_KIND.to_owned(),
-                source_id: id.to_string(),
-            })
-            .await
-            .map_err(|s| DocumentsError::Search(s.message().to_owned()))?;
+        self.unindex(user_id, id).await?;
         let mut conn = self.pool.acquire().await?;
         if !repo::delete(&mut conn, user_id, id).await? {
             return Err(DocumentsError::NotFound);
@@ -230,6 +248,10 @@ impl DocumentsCore {
                 let reason = user_reason(&err);
                 tracing::info!(document_id = %row.id, error = %err, "document failed");
                 repo::mark_failed(&self.pool, row.user_id, row.id, &reason).await?;
+                // A reprocessed document must not stay searchable by its old text.
+                if row.chunks > 0 {
+                    self.unindex(row.user_id, row.id).await?;
+                }
                 return Ok(Outcome::Failed(reason));
             }
         };
@@ -264,7 +286,7 @@ impl DocumentsCore {
         }
         let page_count = i32::try_from(pages.len()).unwrap_or(i32::MAX);
         let chunk_count = i32::try_from(chunks.len()).unwrap_or(i32::MAX);
-        repo::mark_indexed(
+        let still_there = repo::mark_indexed(
             &self.pool,
             row.user_id,
             row.id,
@@ -273,6 +295,11 @@ impl DocumentsCore {
             chunk_count,
         )
         .await?;
+        if !still_there {
+            // Deleted (or its owner was) while we indexed: take the chunks back.
+            self.unindex(row.user_id, row.id).await?;
+            return Ok(Outcome::Gone);
+        }
         tracing::info!(document_id = %row.id, pages = page_count, chunks = chunk_count, category = category.as_str(), "document indexed");
         Ok(Outcome::Indexed)
     }

@@ -102,13 +102,29 @@ impl TextIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let writer = index.writer(WRITER_MEMORY)?;
+        let writer = Self::writer_when_free(&index)?;
         Ok(Self {
             index,
             reader,
             writer: Mutex::new(writer),
             fields,
         })
+    }
+
+    /// Takes the index's writer lock, waiting a while for a previous
+    /// instance in this process (a restarted service) to let it go.
+    fn writer_when_free(index: &Index) -> Result<IndexWriter> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match index.writer(WRITER_MEMORY) {
+                Err(tantivy::TantivyError::LockFailure(_, _))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>> {

@@ -148,6 +148,11 @@ pub async fn extract_isolated(
         .arg(file)
         .env(MEMORY_ENV, limits.memory_bytes.to_string())
         .env(CPU_ENV, cpu_seconds.max(1).to_string())
+        // mimalloc (the `pai` binary's allocator) reserves 1 GiB arenas of
+        // address space up front, which the address-space limit counts: the
+        // child crashed on large documents under a 1 GiB limit. Small arenas
+        // keep the limit about memory really used.
+        .env("MIMALLOC_ARENA_RESERVE", "64MiB")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
