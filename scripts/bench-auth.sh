@@ -35,9 +35,10 @@ export DATABASE_URL="$BASE/$DB?sslmode=disable" RATE_LIMIT_RPS=0 PORT HOST=127.0
   JWT_SECRET_KEY=bench-secret-bench-secret-bench-secret DB_POOL_SIZE=${DB_POOL_SIZE:-16} \
   AMQP_EVENTS_EXCHANGE=pai.bench
 "$PAI" migrate >/dev/null
-"$PAI" run --no-migrate >"$WORK/pai.log" 2>&1 &
+# Only what the measured routes use: auth behind the gateway.
+"$PAI" run --no-migrate --service auth --service gateway >"$WORK/pai.log" 2>&1 &
 PAI_PID=$!
-for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.1; done
 
 PW=plum-orchard-lantern-42
 TOKEN=$(curl -sf "$URL/api/auth/register" -H 'content-type: application/json' \

@@ -68,3 +68,69 @@ async fn user_scoped_rpcs_need_a_valid_user_token() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn documents_and_search_refuse_calls_without_the_right_credential() {
+    use pai_proto::v1::document_service_client::DocumentServiceClient;
+    use pai_proto::v1::search_internal_client::SearchInternalClient;
+    use pai_proto::v1::search_service_client::SearchServiceClient;
+    use pai_proto::v1::{DeleteUserRequest, DocumentRef, ListDocumentsRequest, SearchRequest};
+
+    let app = spawn_app().await;
+    let tokens = app.register("zara").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let keys = JwtKeys::new(&JwtSettings::from_env(&app.env).unwrap());
+    let service_token = keys.issue_service("test");
+    let documents = pai_common::grpc::channel(&format!("http://{}", app.documents_addr)).unwrap();
+    let search = pai_common::grpc::channel(&format!("http://{}", app.search_addr)).unwrap();
+
+    let mut docs = DocumentServiceClient::new(documents);
+    let none = docs
+        .list(ListDocumentsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(none.code(), Code::Unauthenticated);
+    let service = docs
+        .get(bearer(
+            DocumentRef {
+                id: uuid::Uuid::new_v4().to_string(),
+            },
+            &service_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(service.code(), Code::Unauthenticated);
+    let listed = docs
+        .list(bearer(ListDocumentsRequest::default(), token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.documents.is_empty());
+
+    let mut user_search = SearchServiceClient::new(search.clone());
+    let query = SearchRequest {
+        query: "invoice".into(),
+        ..SearchRequest::default()
+    };
+    let none = user_search.search(query.clone()).await.unwrap_err();
+    assert_eq!(none.code(), Code::Unauthenticated);
+    assert!(user_search.search(bearer(query, token)).await.is_ok());
+
+    // Internal RPCs take a service credential, never a user's token.
+    let mut internal = SearchInternalClient::new(search);
+    let erase = DeleteUserRequest {
+        user_id: tokens["user"]["id"].as_str().unwrap().to_owned(),
+    };
+    let as_user = internal
+        .delete_user(bearer(erase.clone(), token))
+        .await
+        .unwrap_err();
+    assert_eq!(as_user.code(), Code::Unauthenticated);
+    assert!(
+        internal
+            .delete_user(bearer(erase, &service_token))
+            .await
+            .is_ok()
+    );
+    app.finish().await;
+}

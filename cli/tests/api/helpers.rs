@@ -79,6 +79,8 @@ impl Response {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub auth_addr: SocketAddr,
+    pub documents_addr: SocketAddr,
+    pub search_addr: SocketAddr,
     pub env: Env,
     pub db: PgPool,
     pub http: reqwest::Client,
@@ -151,12 +153,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .expect("start stack");
     let addr = stack.gateway_addr.expect("gateway address");
     let auth_addr = stack.auth_addr.expect("auth address");
+    let documents_addr = stack.documents_addr.expect("documents address");
+    let search_addr = stack.search_addr.expect("search address");
     let db = PgPool::connect(&with_database(&admin_db_url(), &db_name))
         .await
         .expect("test pool");
     let app = TestApp {
         addr,
         auth_addr,
+        documents_addr,
+        search_addr,
         env,
         db,
         http: reqwest::Client::builder()
@@ -340,6 +346,8 @@ impl TestApp {
             .expect("restart stack");
         self.addr = stack.gateway_addr.expect("gateway address");
         self.auth_addr = stack.auth_addr.expect("auth address");
+        self.documents_addr = stack.documents_addr.expect("documents address");
+        self.search_addr = stack.search_addr.expect("search address");
         self.stack = Some(stack);
         self.wait_ready().await;
     }
