@@ -44,6 +44,9 @@ use crate::ratelimit::Limits;
 use crate::readiness::Readiness;
 use crate::state::AppState;
 
+/// HTTP/2 connections from the gateway to auth for user-scoped calls.
+const AUTH_CONNECTIONS: usize = 4;
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Debug, Clone)]
@@ -108,7 +111,14 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
         revocations: Arc::new(RevocationSet::default()),
         limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
         auth: AuthServiceClient::new(auth_channel.clone()),
-        account: AccountServiceClient::new(auth_channel.clone()),
+        account: state::RoundRobin::new(
+            (0..AUTH_CONNECTIONS)
+                .map(|_| {
+                    pai_common::grpc::channel(&settings.services.auth_url)
+                        .map(AccountServiceClient::new)
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         admin: AdminServiceClient::new(auth_channel.clone()),
         documents: DocumentServiceClient::new(documents_channel.clone())
             .max_encoding_message_size(4 * 1024 * 1024),

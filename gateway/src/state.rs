@@ -38,7 +38,7 @@ pub struct Shared {
     pub revocations: Arc<RevocationSet>,
     pub limits: Limits,
     pub auth: AuthServiceClient<Channel>,
-    pub account: AccountServiceClient<Channel>,
+    pub account: RoundRobin<AccountServiceClient<Channel>>,
     pub admin: AdminServiceClient<Channel>,
     pub documents: DocumentServiceClient<Channel>,
     pub search: SearchServiceClient<Channel>,
@@ -49,4 +49,26 @@ pub struct Shared {
 /// the service verifies again.
 pub fn authorized<T>(token: &str, message: T) -> Request<T> {
     pai_common::identity::with_bearer(Request::new(message), token)
+}
+
+/// Several clients over separate HTTP/2 connections, used in turn: one
+/// connection serialises every call on one task, the bottleneck under load.
+pub struct RoundRobin<T> {
+    clients: Vec<T>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<T: Clone> RoundRobin<T> {
+    /// `clients` must not be empty.
+    pub fn new(clients: Vec<T>) -> Self {
+        Self {
+            clients,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    pub fn next(&self) -> T {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients[i % self.clients.len()].clone()
+    }
 }

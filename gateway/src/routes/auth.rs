@@ -90,7 +90,7 @@ pub async fn refresh(
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<StatusCode> {
     state
         .account
-        .clone()
+        .next()
         .logout(authorized(&auth.token, pb::Empty {}))
         .await?;
     state.revocations.insert(
@@ -108,7 +108,7 @@ pub async fn sessions(
 ) -> ApiResult<axum::Json<SessionList>> {
     let list = state
         .account
-        .clone()
+        .next()
         .list_sessions(authorized(&auth.token, pb::Empty {}))
         .await?
         .into_inner();
@@ -127,7 +127,7 @@ pub async fn revoke_session(
 ) -> ApiResult<StatusCode> {
     state
         .account
-        .clone()
+        .next()
         .revoke_session(authorized(
             &auth.token,
             pb::RevokeSessionRequest { session_id: id },
@@ -152,7 +152,7 @@ pub async fn revoke_all_sessions(
 ) -> ApiResult<axum::Json<RevokedCount>> {
     let revoked = state
         .account
-        .clone()
+        .next()
         .revoke_all_sessions(authorized(
             &auth.token,
             pb::RevokeAllSessionsRequest {

@@ -17,7 +17,7 @@ use crate::state::{AppState, authorized};
 pub async fn profile(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<User>> {
     let user = state
         .account
-        .clone()
+        .next()
         .get_profile(authorized(&auth.token, pb::Empty {}))
         .await?
         .into_inner();
@@ -34,7 +34,7 @@ pub async fn update_profile(
 ) -> ApiResult<axum::Json<User>> {
     let user = state
         .account
-        .clone()
+        .next()
         .update_profile(authorized(
             &auth.token,
             pb::UpdateProfileRequest {
@@ -58,7 +58,7 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     state
         .account
-        .clone()
+        .next()
         .change_password(authorized(
             &auth.token,
             pb::ChangePasswordRequest {
@@ -80,7 +80,7 @@ pub async fn delete_account(
 ) -> ApiResult<StatusCode> {
     state
         .account
-        .clone()
+        .next()
         .delete_account(authorized(
             &auth.token,
             pb::PasswordConfirmation {
@@ -99,7 +99,7 @@ pub async fn account_status(
 ) -> ApiResult<axum::Json<AccountStatus>> {
     let status = state
         .account
-        .clone()
+        .next()
         .account_status(authorized(&auth.token, pb::Empty {}))
         .await?
         .into_inner();
@@ -116,7 +116,7 @@ pub async fn deactivate(
 ) -> ApiResult<StatusCode> {
     state
         .account
-        .clone()
+        .next()
         .deactivate(authorized(
             &auth.token,
             pb::PasswordConfirmation {

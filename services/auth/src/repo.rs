@@ -160,24 +160,33 @@ pub async fn record_attempt(
     Ok(())
 }
 
-pub async fn insert_session(
-    conn: &mut PgConnection,
+/// Opens a session with its first refresh token and records the sign-in,
+/// in one statement (one round trip, atomic).
+pub async fn open_session(
+    pool: &PgPool,
     user_id: Uuid,
-    user_agent: &str,
-    ip: &str,
+    client: (&str, &str),
     expires_at: DateTime<Utc>,
+    token_hash: &[u8],
 ) -> Result<Uuid> {
+    let (user_agent, ip) = client;
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO auth.sessions (id, user_id, user_agent, ip, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "WITH session AS ( \
+           INSERT INTO auth.sessions (id, user_id, user_agent, ip, expires_at) \
+           VALUES ($1, $2, $3, $4, $5) RETURNING id), \
+         attempt AS ( \
+           INSERT INTO auth.login_attempts (user_id, ip, success) VALUES ($2, $4, true)) \
+         INSERT INTO auth.refresh_tokens (token_hash, session_id, user_id) \
+         SELECT $6, id, $2 FROM session",
     )
     .bind(id)
     .bind(user_id)
     .bind(user_agent)
     .bind(ip)
     .bind(expires_at)
-    .execute(conn)
+    .bind(token_hash)
+    .execute(pool)
     .await?;
     Ok(id)
 }

@@ -96,13 +96,14 @@ impl AuthService {
     async fn open_session(&self, user: UserRow, client: &Client) -> Result<Tokens> {
         let expires_at = Utc::now() + chrono_duration(self.refresh_lifetime);
         let (refresh_token, hash) = tokens::new_refresh_token();
-        let mut tx = self.pool.begin().await?;
-        repo::record_attempt(&mut *tx, Some(user.id), &client.ip, true).await?;
-        let session_id =
-            repo::insert_session(&mut tx, user.id, &client.user_agent, &client.ip, expires_at)
-                .await?;
-        repo::insert_refresh_token(&mut tx, &hash, session_id, user.id).await?;
-        tx.commit().await?;
+        let session_id = repo::open_session(
+            &self.pool,
+            user.id,
+            (&client.user_agent, &client.ip),
+            expires_at,
+            &hash,
+        )
+        .await?;
         Ok(self.tokens(user, session_id, refresh_token))
     }
 
