@@ -29,7 +29,7 @@ export EMBEDDING_MODEL_PATH ?= $(PAI_MODELS_DIR)/all-minilm-l6-v2
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services models build run test lint fmt migrate doctor bench-auth bench docker clean-test-dbs env-file
+.PHONY: help deps services models build run test lint fmt migrate doctor bench-auth bench-corpus bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -82,7 +82,11 @@ bench-auth: deps services ## auth benchmark (release build)
 	cargo build --release -p pai-auth --example argon2_rate
 	bash scripts/bench-auth.sh
 
-bench: bench-auth ## all benchmarks
+bench-corpus: deps services models ## ingest pages/s, recall@5 per search mode, search p50/p99 idle and under ingest (real corpus)
+	cargo build --release -p pai
+	cargo run --release -p pai --example bench_corpus
+
+bench: bench-auth bench-corpus ## all benchmarks
 
 docker: ## build the container images
 	docker compose build

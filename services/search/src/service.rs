@@ -59,6 +59,8 @@ pub struct SearchCore {
     embedder: Embedder,
     /// Serialises changes so indexes apply them in generation order.
     writes: tokio::sync::Mutex<i64>,
+    /// Bounds concurrent index searches (usearch's thread contexts).
+    searches: tokio::sync::Semaphore,
     generation_file: PathBuf,
 }
 
@@ -93,6 +95,7 @@ impl SearchCore {
             vectors: Arc::new(vectors),
             embedder,
             writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
+            searches: tokio::sync::Semaphore::new(crate::vector_index::MAX_CONCURRENT_SEARCHES),
             generation_file,
         };
         let current = repo::generation(&core.pool).await?;
@@ -342,6 +345,11 @@ impl SearchCore {
         let vectors = Arc::clone(&self.vectors);
         let query_owned = query.to_owned();
         let text_filters = filters.clone();
+        let _permit = self
+            .searches
+            .acquire()
+            .await
+            .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
         let (bm25, nearest, snippets) = blocking(move || {
             let bm25 = match mode {
                 Mode::Vector => Vec::new(),

@@ -15,6 +15,11 @@ pub const DIMENSIONS: usize = 384;
 /// Below this many vectors an exact scan is as fast as the graph and exact.
 const EXACT_BELOW: usize = 5_000;
 const EXTENSION: &str = "usearch";
+/// Thread contexts each index reserves: usearch refuses a search when all
+/// are taken, so concurrent searches are bounded below this
+/// ([`MAX_CONCURRENT_SEARCHES`]); one more is left for the single writer.
+const THREAD_CONTEXTS: usize = 16;
+pub const MAX_CONCURRENT_SEARCHES: usize = THREAD_CONTEXTS - 2;
 
 fn options() -> IndexOptions {
     IndexOptions {
@@ -86,7 +91,11 @@ impl VectorIndexes {
         if let Some(index) = users.get(&user_id) {
             return Ok(Arc::clone(index));
         }
-        let index = Arc::new(Index::new(&options()).map_err(vector_error)?);
+        let index = Index::new(&options()).map_err(vector_error)?;
+        index
+            .reserve_capacity_and_threads(64, THREAD_CONTEXTS)
+            .map_err(vector_error)?;
+        let index = Arc::new(index);
         users.insert(user_id, Arc::clone(&index));
         Ok(index)
     }
@@ -102,9 +111,13 @@ impl VectorIndexes {
             return Ok(());
         }
         let index = self.get_or_create(user_id)?;
-        index
-            .reserve(index.size() + vectors.len())
-            .map_err(vector_error)?;
+        let wanted = index.size() + vectors.len();
+        if wanted > index.capacity() {
+            // Grow geometrically: reserving copies the graph.
+            index
+                .reserve_capacity_and_threads(wanted.max(index.capacity() * 2), THREAD_CONTEXTS)
+                .map_err(vector_error)?;
+        }
         for (id, vector) in vectors {
             if vector.len() != DIMENSIONS {
                 return Err(SearchError::Invalid(format!(
