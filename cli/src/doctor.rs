@@ -47,14 +47,18 @@ pub async fn run(env: &Env) -> Vec<Finding> {
 }
 
 fn config(env: &Env) -> Finding {
+    // The inference settings also check that the embedding model is installed.
     let result = pai_auth::AuthSettings::from_env(env)
         .map(drop)
-        .and_then(|()| pai_gateway::GatewaySettings::from_env(env).map(drop));
+        .and_then(|()| pai_gateway::GatewaySettings::from_env(env).map(drop))
+        .and_then(|()| pai_inference::InferenceSettings::from_env(env).map(drop))
+        .and_then(|()| pai_search::SearchSettings::from_env(env).map(drop))
+        .and_then(|()| pai_documents::DocumentsSettings::from_env(env).map(drop));
     match result {
         Ok(()) => Finding::ok("configuration"),
         Err(err) => Finding::problem(
             "configuration",
-            err.to_string(),
+            format!("{}: {}", err.name, err.reason),
             format!(
                 "set {} in the environment or .env (see .env.example)",
                 err.name
@@ -103,7 +107,11 @@ async fn postgres(env: &Env) -> Vec<Finding> {
         }
     }
     let mut findings = vec![Finding::ok("postgresql")];
-    let schemas = [(pai_auth::SCHEMA, &pai_auth::MIGRATOR)];
+    let schemas = [
+        (pai_auth::SCHEMA, &pai_auth::MIGRATOR),
+        (pai_documents::SCHEMA, &pai_documents::MIGRATOR),
+        (pai_search::SCHEMA, &pai_search::MIGRATOR),
+    ];
     for (schema, migrator) in schemas {
         let latest = migrator.iter().map(|m| m.version).max();
         let check = format!("schema {schema}");
