@@ -107,7 +107,7 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
     let search_channel = pai_common::grpc::channel(&settings.services.search_url)
         .with_context(|| format!("SEARCH_URL {:?}", settings.services.search_url))?;
     let state = AppState::new(state::Shared {
-        keys,
+        keys: Arc::clone(&keys),
         revocations: Arc::new(RevocationSet::default()),
         limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
         auth: AuthServiceClient::new(auth_channel.clone()),
@@ -123,6 +123,10 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
         documents: DocumentServiceClient::new(documents_channel.clone())
             .max_encoding_message_size(4 * 1024 * 1024),
         search: SearchServiceClient::new(search_channel.clone()),
+        feed: AuthInternalClient::with_interceptor(
+            auth_channel.clone(),
+            ServiceCredential::new(Arc::clone(&keys), "gateway"),
+        ),
         readiness: Arc::new(Readiness {
             pool,
             amqp_url: settings.amqp.url.clone(),
@@ -234,11 +238,7 @@ pub async fn serve(
     let pool = pai_common::db::pool(&settings.database)?;
     let (app, state) = build(&settings, pool)?;
 
-    let feed_channel = pai_common::grpc::channel(&settings.services.auth_url)?;
-    let feed = AuthInternalClient::with_interceptor(
-        feed_channel,
-        ServiceCredential::new(Arc::clone(&state.keys), "gateway"),
-    );
+    let feed = state.feed.clone();
     let revocations = Arc::clone(&state.revocations);
     let follow = tokio::spawn({
         let shutdown = shutdown.clone();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use pai_common::JwtKeys;
-use pai_common::revocation::RevocationSet;
+use pai_common::revocation::{FeedClient, RevocationSet};
 use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
@@ -42,7 +42,20 @@ pub struct Shared {
     pub admin: AdminServiceClient<Channel>,
     pub documents: DocumentServiceClient<Channel>,
     pub search: SearchServiceClient<Channel>,
+    /// The auth service's revocation feed.
+    pub feed: FeedClient,
     pub readiness: Arc<Readiness>,
+}
+
+impl Shared {
+    /// Reads the revocation feed now, so that this gateway refuses a
+    /// session it just revoked before it answers (other gateways follow
+    /// within the poll interval).
+    pub async fn sync_revocations(&self) {
+        if let Err(status) = self.revocations.poll_once(&mut self.feed.clone()).await {
+            tracing::warn!(message = status.message(), "revocation feed unavailable");
+        }
+    }
 }
 
 /// Wraps a message in a request carrying the caller's bearer token, which

@@ -136,12 +136,12 @@ async fn rate_limits_answer_429_with_retry_after() {
     let app = spawn_app_with(
         Options::default()
             .var("RATE_LIMIT_RPS", "1")
-            .var("RATE_LIMIT_BURST", "3"),
+            .var("RATE_LIMIT_BURST", "2"),
     )
     .await;
     let mut statuses = Vec::new();
     let mut limited = None;
-    for _ in 0..6 {
+    for _ in 0..10 {
         let r = app
             .post(
                 "/api/auth/login",
@@ -158,7 +158,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     limited.assert_problem(429);
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "retry-after {retry}");
-    assert_eq!(&statuses[..3], &[401, 401, 401]);
+    assert_eq!(&statuses[..2], &[401, 401]);
     app.finish().await;
 }
 

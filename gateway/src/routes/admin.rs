@@ -74,6 +74,7 @@ async fn set_active(
         ))
         .await?
         .into_inner();
+    state.sync_revocations().await;
     Ok(axum::Json(user.into()))
 }
 

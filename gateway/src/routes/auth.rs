@@ -133,6 +133,7 @@ pub async fn revoke_session(
             pb::RevokeSessionRequest { session_id: id },
         ))
         .await?;
+    state.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -162,6 +163,7 @@ pub async fn revoke_all_sessions(
         .await?
         .into_inner()
         .revoked;
+    state.sync_revocations().await;
     Ok(axum::Json(RevokedCount { revoked }))
 }
 

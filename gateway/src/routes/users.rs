@@ -67,6 +67,7 @@ pub async fn change_password(
             },
         ))
         .await?;
+    state.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -88,6 +89,7 @@ pub async fn delete_account(
             },
         ))
         .await?;
+    state.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,6 +126,7 @@ pub async fn deactivate(
             },
         ))
         .await?;
+    state.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -21,6 +21,9 @@ use crate::identity::ServiceCredential;
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// A client of the auth service's revocation feed (service credential).
+pub type FeedClient = AuthInternalClient<InterceptedService<Channel, ServiceCredential>>;
+
 /// Revoked session ids, each with the time after which it no longer matters.
 #[derive(Debug, Default)]
 pub struct RevocationSet {
@@ -54,12 +57,31 @@ impl RevocationSet {
         }
     }
 
+    /// Reads the feed once and applies what is new.
+    pub async fn poll_once(&self, client: &mut FeedClient) -> Result<(), tonic::Status> {
+        let after_seq = self.last_seq.load(Ordering::Acquire);
+        let feed = client
+            .revocation_feed(RevocationFeedRequest { after_seq })
+            .await?
+            .into_inner();
+        for revocation in feed.revocations {
+            let Ok(session_id) = Uuid::parse_str(&revocation.session_id) else {
+                continue;
+            };
+            let forget_after = revocation
+                .expires_at
+                .and_then(|t| SystemTime::try_from(t).ok())
+                .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(86_400));
+            self.insert(session_id, forget_after);
+        }
+        self.last_seq.fetch_max(feed.last_seq, Ordering::AcqRel);
+        self.synced.store(true, Ordering::Release);
+        self.prune(SystemTime::now());
+        Ok(())
+    }
+
     /// Follows the auth service's feed until `shutdown` is cancelled.
-    pub async fn follow(
-        &self,
-        mut client: AuthInternalClient<InterceptedService<Channel, ServiceCredential>>,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn follow(&self, mut client: FeedClient, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(POLL_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -67,30 +89,8 @@ impl RevocationSet {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let after_seq = self.last_seq.load(Ordering::Acquire);
-            match client
-                .revocation_feed(RevocationFeedRequest { after_seq })
-                .await
-            {
-                Ok(response) => {
-                    let feed = response.into_inner();
-                    for revocation in feed.revocations {
-                        let Ok(session_id) = Uuid::parse_str(&revocation.session_id) else {
-                            continue;
-                        };
-                        let forget_after = revocation
-                            .expires_at
-                            .and_then(|t| SystemTime::try_from(t).ok())
-                            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(86_400));
-                        self.insert(session_id, forget_after);
-                    }
-                    self.last_seq.store(feed.last_seq, Ordering::Release);
-                    self.synced.store(true, Ordering::Release);
-                    self.prune(SystemTime::now());
-                }
-                Err(status) => {
-                    tracing::warn!(code = ?status.code(), message = status.message(), "revocation feed unavailable");
-                }
+            if let Err(status) = self.poll_once(&mut client).await {
+                tracing::warn!(code = ?status.code(), message = status.message(), "revocation feed unavailable");
             }
         }
     }
