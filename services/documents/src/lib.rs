@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pai_common::amqp::{OutboxRelay, UserDeleted};
+use pai_common::amqp::OutboxRelay;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::identity::{JwtKeys, RequireUser, ServiceCredential};
 use pai_common::{ConfigError, grpc as grpc_util};
@@ -127,23 +127,13 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let deletions = Arc::clone(&core);
-    let events_task = tokio::spawn(pai_common::amqp::consume_events(
+    let events_task = tokio::spawn(pai_common::amqp::consume_user_deleted(
         settings.amqp.clone(),
-        format!("{}.documents.user-deleted", settings.amqp.events_exchange),
-        "user.deleted",
+        "documents",
         shutdown.clone(),
-        move |body| {
+        move |user_id| {
             let core = Arc::clone(&deletions);
-            async move {
-                let event: UserDeleted = serde_json::from_slice(&body)
-                    .map_err(|e| format!("malformed user.deleted: {e}"))?;
-                let removed = core
-                    .delete_user(event.user_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(user_id = %event.user_id, removed, "erased a deleted user's documents");
-                Ok(())
-            }
+            async move { core.delete_user(user_id).await.map_err(|e| e.to_string()) }
         },
     ));
 

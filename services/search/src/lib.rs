@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use pai_common::amqp::UserDeleted;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
 use pai_common::{ConfigError, grpc as grpc_util};
@@ -79,23 +78,15 @@ pub async fn serve(
         core: Arc::clone(&core),
     };
 
-    let queue = format!("{}.search.user-deleted", settings.amqp.events_exchange);
-    let events = tokio::spawn(pai_common::amqp::consume_events(
+    let events = tokio::spawn(pai_common::amqp::consume_user_deleted(
         settings.amqp.clone(),
-        queue,
-        "user.deleted",
+        "search",
         shutdown.clone(),
-        move |body| {
+        move |user_id| {
             let core = Arc::clone(&core);
             async move {
-                let event: UserDeleted = serde_json::from_slice(&body)
-                    .map_err(|e| format!("malformed user.deleted: {e}"))?;
-                let removed = core
-                    .delete_user(event.user_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(user_id = %event.user_id, removed, "erased a deleted user's chunks");
-                Ok(())
+                let removed = core.delete_user(user_id).await.map_err(|e| e.to_string())?;
+                Ok(removed as u64)
             }
         },
     ));

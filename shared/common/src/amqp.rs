@@ -270,6 +270,30 @@ where
     }
 }
 
+/// Erases every deleted user's data in `service`: consumes `user.deleted`
+/// through the queue `{exchange}.{service}.user-deleted` and calls `erase`
+/// with the user id (which returns how many items it removed).
+pub async fn consume_user_deleted<F, Fut>(
+    settings: AmqpSettings,
+    service: &'static str,
+    shutdown: CancellationToken,
+    erase: F,
+) where
+    F: Fn(uuid::Uuid) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Result<u64, String>> + Send,
+{
+    let queue = format!("{}.{service}.user-deleted", settings.events_exchange);
+    let erase = &erase;
+    consume_events(settings, queue, "user.deleted", shutdown, move |body| async move {
+        let event: UserDeleted =
+            serde_json::from_slice(&body).map_err(|e| format!("malformed user.deleted: {e}"))?;
+        let removed = erase(event.user_id).await?;
+        tracing::info!(user_id = %event.user_id, service, removed, "erased a deleted user's data");
+        Ok(())
+    })
+    .await;
+}
+
 /// The payload of `user.deleted`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UserDeleted {
