@@ -20,6 +20,7 @@ mod corpus;
 mod deletion;
 mod documents;
 mod grpc_direct;
+mod isolation_property;
 mod lockout;
 mod ops;
 mod revocation;
