@@ -16,6 +16,7 @@ use tokenizers::utils::truncation::TruncationParams;
 use tokenizers::{Encoding, Tokenizer};
 
 use crate::error::{InferenceError, Result};
+use crate::quantized_bert::QuantizedBert;
 
 /// The files a model folder must hold.
 pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
@@ -27,9 +28,37 @@ pub const MAX_BATCH: usize = 32;
 /// a huge text costs; 256 tokens never need more.
 const MAX_TEXT_BYTES: usize = 32 * 1024;
 
+/// How the model's dense layers compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// 8-bit weights (Q8_0) on candle's quantized kernels: the default,
+    /// several times faster on short texts, cosine ≥ 0.99 to `F32`.
+    #[default]
+    Q8,
+    /// The checkpoint's f32 weights on candle's BERT, as trained.
+    F32,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "q8" | "q8_0" | "int8" => Ok(Self::Q8),
+            "f32" => Ok(Self::F32),
+            other => Err(format!("expected q8 or f32, got {other:?}")),
+        }
+    }
+}
+
+enum Model {
+    F32(BertModel),
+    Q8(QuantizedBert),
+}
+
 /// A loaded embedding model: BERT weights plus its tokenizer.
 pub struct Embedder {
-    model: BertModel,
+    model: Model,
     tokenizer: Tokenizer,
     padding: PaddingParams,
     device: Device,
@@ -55,8 +84,14 @@ pub fn missing_model_file(dir: &Path) -> Option<PathBuf> {
 }
 
 impl Embedder {
-    /// Loads the model in `dir` (model.safetensors, config.json, tokenizer.json).
+    /// Loads the model in `dir` (model.safetensors, config.json,
+    /// tokenizer.json) with 8-bit dense layers.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, Precision::default())
+    }
+
+    /// Loads the model in `dir` computing at `precision`.
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Self> {
         let load_error = |reason: String| InferenceError::Load {
             path: dir.display().to_string(),
             reason,
@@ -74,8 +109,11 @@ impl Embedder {
         let device = Device::Cpu;
         let vars = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|err| load_error(format!("model.safetensors: {err}")))?;
-        let model = BertModel::load(vars, &config)
-            .map_err(|err| load_error(format!("model.safetensors: {err}")))?;
+        let model = match precision {
+            Precision::F32 => BertModel::load(vars, &config).map(Model::F32),
+            Precision::Q8 => QuantizedBert::load(&vars, &config).map(Model::Q8),
+        }
+        .map_err(|err| load_error(format!("model.safetensors: {err}")))?;
 
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|err| load_error(format!("tokenizer.json: {err}")))?;
@@ -162,8 +200,10 @@ impl Embedder {
         }
         let ids = Tensor::from_vec(ids, (rows, columns), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, columns), &self.device)?;
-        let token_types = ids.zeros_like()?;
-        let states = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let states = match &self.model {
+            Model::F32(model) => model.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
+            Model::Q8(model) => model.forward(&ids, &mask)?,
+        };
 
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = states.broadcast_mul(&mask)?.sum(1)?;

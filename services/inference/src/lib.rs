@@ -6,6 +6,7 @@ pub mod batcher;
 pub mod embedder;
 pub mod error;
 mod grpc;
+mod quantized_bert;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::batcher::{BatchSizes, Batcher, Priority};
-pub use crate::embedder::{Embedder, MAX_BATCH, MAX_TOKENS};
+pub use crate::embedder::{Embedder, MAX_BATCH, MAX_TOKENS, Precision};
 pub use crate::error::{InferenceError, Result};
 
 /// The most texts one `Embed` call may carry.
@@ -35,6 +36,8 @@ pub struct InferenceSettings {
     pub jwt: JwtSettings,
     /// A folder with model.safetensors, config.json and tokenizer.json.
     pub embedding_model_path: PathBuf,
+    /// `EMBEDDING_PRECISION`: `q8` (default) or `f32`.
+    pub precision: Precision,
     pub batch_sizes: BatchSizes,
 }
 
@@ -63,6 +66,7 @@ impl InferenceSettings {
         Ok(Self {
             jwt: JwtSettings::from_env(env)?,
             embedding_model_path: path,
+            precision: env.parse("EMBEDDING_PRECISION", Precision::default())?,
             batch_sizes: BatchSizes { bulk, ..defaults },
         })
     }
@@ -71,7 +75,8 @@ impl InferenceSettings {
 /// Loads the embedding model off the async workers (it reads ~90 MB).
 pub async fn load_embedder(settings: &InferenceSettings) -> anyhow::Result<Arc<Embedder>> {
     let path = settings.embedding_model_path.clone();
-    let embedder = tokio::task::spawn_blocking(move || Embedder::load(&path))
+    let precision = settings.precision;
+    let embedder = tokio::task::spawn_blocking(move || Embedder::load_with(&path, precision))
         .await
         .context("embedding model loader")?
         .context("loading the embedding model")?;

@@ -75,3 +75,28 @@ fn long_texts_are_truncated_not_refused() {
     assert_eq!(tokens, pai_inference::MAX_TOKENS);
     assert_eq!(embedder.embed(&[long.as_str()]).unwrap()[0].len(), 384);
 }
+
+#[test]
+fn eight_bit_weights_stay_within_cosine_0_99_of_the_f32_model() {
+    let reference =
+        pai_inference::Embedder::load_with(&crate::model_path(), pai_inference::Precision::F32)
+            .unwrap();
+    let mut texts: Vec<String> = vec![
+        "What is the total amount due on the AWS invoice?".into(),
+        "Amazon Glacier $2.22".into(),
+        "x".into(),
+    ];
+    // Real prose from the email corpus, cut like ingest chunks.
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/corpora/email/dev/financial_discover_card_news_2002.eml");
+    let raw = String::from_utf8_lossy(&std::fs::read(corpus).unwrap()).into_owned();
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    texts.extend(words.chunks(120).map(|chunk| chunk.join(" ")));
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let quantized = embedder().embed(&texts).unwrap();
+    let exact = reference.embed(&texts).unwrap();
+    for ((text, q), f) in texts.iter().zip(&quantized).zip(&exact) {
+        let similarity = cosine(q, f);
+        assert!(similarity >= 0.99, "{text:?}: cosine {similarity}");
+    }
+}

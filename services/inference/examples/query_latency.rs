@@ -1,0 +1,87 @@
+//! Query-sized embedding latency, f32 against the 8-bit model, plus a long
+//! batch's tokens/s and the cosine between the two on a few texts.
+//!
+//! ```text
+//! cargo run --release -p pai-inference --example query_latency [single [f32|q8]]
+//! ```
+//! `single` loops on one-query calls only (for `perf record`).
+
+use pai_inference::{Embedder, Precision};
+use std::path::Path;
+use std::time::Instant;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+fn main() -> anyhow::Result<()> {
+    let home = std::env::var("HOME")?;
+    let dir = format!("{home}/.cache/pai/models/all-minilm-l6-v2");
+    let f = Embedder::load_with(Path::new(&dir), Precision::F32)?;
+    let q = Embedder::load_with(Path::new(&dir), Precision::Q8)?;
+    let qs = [
+        "What is the total amount due on the AWS invoice?",
+        "Which school board meeting date",
+        "disability prevalence among adults in 2010",
+    ];
+    let long: Vec<String> = (0..32).map(|i| format!("{} {}", i, "The quick brown fox jumps over the lazy dog near the river bank while the census counts people with disabilities. ".repeat(8))).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    if std::env::args().nth(1).as_deref() == Some("single") {
+        let e = if std::env::args().nth(2).as_deref() == Some("f32") {
+            &f
+        } else {
+            &q
+        };
+        let t = Instant::now();
+        for i in 0..400 {
+            let _ = e.embed(&[qs[i % 3]])?;
+        }
+        println!(
+            "single query: {:.2} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / 400.0
+        );
+        return Ok(());
+    }
+    for (name, e) in [("f32", &f), ("q8", &q)] {
+        for q in qs {
+            let _ = e.embed(&[q])?;
+        }
+        let n = 100;
+        let t = Instant::now();
+        for i in 0..n {
+            let _ = e.embed(&[qs[i % 3]])?;
+        }
+        println!(
+            "{name} single query: {:.2} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / n as f64
+        );
+        let batch: Vec<&str> = (0..16).map(|i| qs[i % 3]).collect();
+        let t = Instant::now();
+        for _ in 0..10 {
+            let _ = e.embed(&batch)?;
+        }
+        println!(
+            "{name} 16 queries batched: {:.2} ms per query",
+            t.elapsed().as_secs_f64() * 1000.0 / (10.0 * 16.0)
+        );
+        let toks = e.count_tokens(&long)?;
+        let t = Instant::now();
+        for _ in 0..3 {
+            let _ = e.embed(&long)?;
+        }
+        println!(
+            "{name} 32 long texts: {:.0} tokens/s",
+            (3 * toks) as f64 / t.elapsed().as_secs_f64()
+        );
+    }
+    let a = f.embed(&qs)?;
+    let b = q.embed(&qs)?;
+    let mut long_a = f.embed(&long)?;
+    long_a.truncate(4);
+    let mut long_b = q.embed(&long)?;
+    long_b.truncate(4);
+    for (x, y) in a.iter().zip(&b).chain(long_a.iter().zip(&long_b)) {
+        println!(
+            "cosine {:.5}",
+            x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>()
+        );
+    }
+    Ok(())
+}
