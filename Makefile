@@ -29,7 +29,7 @@ export EMBEDDING_MODEL_PATH ?= $(PAI_MODELS_DIR)/all-minilm-l6-v2
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services models build run test lint fmt migrate doctor bench-auth bench-corpus bench docker clean-test-dbs env-file
+.PHONY: help deps services models build run test lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -86,7 +86,16 @@ bench-corpus: deps services models ## ingest pages/s, recall@5 per search mode, 
 	cargo build --release -p pai
 	cargo run --release -p pai --example bench_corpus
 
-bench: bench-auth bench-corpus ## all benchmarks
+bench-ingest: deps services models ## embedding tokens/s (gRPC vs direct vs f32), ingest pages/s and stage times: corpus + 500 generated 10-page PDFs
+	cargo build --release -p pai
+	cargo run --release -p pai-inference --example embed_bench
+	cargo run --release -p pai --example bench_ingest -- $(or $(COUNT),500)
+
+bench-search: deps services models ## search p50/p99 at 16 clients on 1,000 users x 200 chunks and 1 user x 100k chunks, vs direct, and under ingest
+	cargo build --release -p pai
+	cargo run --release -p pai --example bench_search
+
+bench: bench-auth bench-corpus bench-ingest bench-search ## all benchmarks
 
 docker: ## build the container images
 	docker compose build

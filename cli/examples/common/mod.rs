@@ -339,3 +339,31 @@ pub fn report(label: &str, samples: &[Duration]) -> String {
         percentile(samples, 0.99)
     )
 }
+
+/// The readable ASCII words of the email corpus bodies, in file order: real
+/// prose for generated documents (headers, MIME parts, tags and long tokens
+/// left out).
+pub fn prose_words() -> anyhow::Result<Vec<String>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(corpus_dir("email").join("dev"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .collect();
+    paths.sort();
+    let mut words = Vec::new();
+    for path in paths {
+        let raw = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
+        let body = raw.split_once("\n\n").map_or("", |(_, body)| body);
+        for line in body.lines() {
+            let line = line.trim();
+            if !line.contains(' ') || line.starts_with("--") || line.contains(['<', '>', '=']) {
+                continue;
+            }
+            words.extend(
+                line.split_whitespace()
+                    .filter(|w| w.len() < 25 && w.chars().all(|c| c.is_ascii_graphic()))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    Ok(words)
+}

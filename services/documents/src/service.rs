@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use pai_common::INGEST_STAGE_SECONDS;
 use pai_common::identity::ServiceCredential;
 use pai_extract::{Category, ExtractError, Limits};
 use pai_proto::v1::search_internal_client::SearchInternalClient;
@@ -229,14 +230,17 @@ impl DocumentsCore {
         };
         let path = self.blobs.path(job.user_id, job.document_id);
         let args: Vec<&str> = self.extractor.args.iter().map(String::as_str).collect();
-        let pages = match pai_extract::extract_isolated(
+        let started = std::time::Instant::now();
+        let extracted = pai_extract::extract_isolated(
             &self.extractor.program,
             &args,
             &path,
             &self.extractor.limits,
         )
-        .await
-        {
+        .await;
+        metrics::histogram!(INGEST_STAGE_SECONDS, "stage" => "extract")
+            .record(started.elapsed().as_secs_f64());
+        let pages = match extracted {
             Ok(pages) => pages,
             Err(err) if err.is_transient() => {
                 return Ok(Outcome::Retry {
@@ -278,7 +282,11 @@ impl DocumentsCore {
                 })
                 .collect(),
         };
-        if let Err(status) = self.search.clone().index_chunks(request).await {
+        let started = std::time::Instant::now();
+        let indexed = self.search.clone().index_chunks(request).await;
+        metrics::histogram!(INGEST_STAGE_SECONDS, "stage" => "index_call")
+            .record(started.elapsed().as_secs_f64());
+        if let Err(status) = indexed {
             return Ok(Outcome::Retry {
                 reason: format!("indexing failed: {}", status.message()),
                 attempts: row.attempts,

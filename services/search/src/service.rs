@@ -147,6 +147,7 @@ impl SearchCore {
 
     /// Replaces every chunk of `source` (an idempotent upsert per source).
     pub async fn index_chunks(&self, source: Source, chunks: Vec<ChunkText>) -> Result<usize> {
+        let started = Instant::now();
         let mut embeddings = Vec::with_capacity(chunks.len());
         for batch in chunks.chunks(EMBED_BATCH) {
             let texts = batch.iter().map(|c| c.text.clone()).collect();
@@ -164,6 +165,7 @@ impl SearchCore {
                 embedding,
             })
             .collect();
+        let started = stage_done("embed", started);
 
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -171,6 +173,7 @@ impl SearchCore {
         let ids = repo::insert_chunks(&mut tx, &source, &new).await?;
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
+        let started = stage_done("store", started);
 
         let count = ids.len();
         let text = Arc::clone(&self.text);
@@ -204,6 +207,7 @@ impl SearchCore {
         .await?;
         self.persist(generation).await?;
         *applied = generation;
+        stage_done("index", started);
         Ok(count)
     }
 
@@ -395,6 +399,14 @@ impl SearchCore {
             .collect();
         Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
     }
+}
+
+/// Records how long an ingest stage took (`pai_ingest_stage_seconds`);
+/// returns the start of the next one.
+fn stage_done(stage: &'static str, started: Instant) -> Instant {
+    metrics::histogram!(pai_common::INGEST_STAGE_SECONDS, "stage" => stage)
+        .record(started.elapsed().as_secs_f64());
+    Instant::now()
 }
 
 /// Orders chunk ids by mode: BM25 score, cosine similarity, or reciprocal

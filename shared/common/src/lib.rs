@@ -11,5 +11,9 @@ pub mod revocation;
 pub mod telemetry;
 
 pub use config::{ConfigError, Env};
+
+/// Histogram of ingest stages (`stage`: extract, embed, store, index,
+/// index_call), exported by the gateway's `/metrics` when in one process.
+pub const INGEST_STAGE_SECONDS: &str = "pai_ingest_stage_seconds";
 pub use error::{ErrorCode, ServiceError};
 pub use identity::{JwtKeys, UserContext};
