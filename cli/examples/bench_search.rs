@@ -218,6 +218,8 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. The search service rebuilds its indexes from search.chunks on start.
     let rebuilt = bench.restart().await?;
+    // The gateway listens on a new port after the restart.
+    let seed_user = bench.client(&seed_user.token);
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM search.chunks")
         .fetch_one(&mut conn)
         .await?;

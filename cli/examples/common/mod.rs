@@ -101,7 +101,7 @@ impl Bench {
             ("SEARCH_GRPC_ADDR", "127.0.0.1:0".into()),
             ("INFERENCE_GRPC_ADDR", "127.0.0.1:0".into()),
             ("RATE_LIMIT_RPS", "0".into()),
-            ("RUST_LOG", "warn".into()),
+            ("RUST_LOG", "error,tower_http=off".into()),
             (
                 "EMBEDDING_MODEL_PATH",
                 std::env::var("EMBEDDING_MODEL_PATH")

@@ -63,6 +63,11 @@ impl VectorIndexes {
             };
             let index = Index::new(&options()).map_err(vector_error)?;
             index.load(&path.to_string_lossy()).map_err(vector_error)?;
+            // A loaded index has only the default thread contexts: without
+            // these, concurrent searches fail ("Reserve capacity ahead").
+            index
+                .reserve_capacity_and_threads(index.capacity().max(index.size()), THREAD_CONTEXTS)
+                .map_err(vector_error)?;
             users.insert(user_id, Arc::new(index));
         }
         Ok(Self {
@@ -221,4 +226,66 @@ impl VectorIndexes {
 
 fn key(id: i64) -> u64 {
     u64::try_from(id).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic unit vectors (xorshift), enough to build a graph index.
+    fn vectors(count: usize) -> Vec<Vec<f32>> {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..count)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..DIMENSIONS)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state % 2_000) as f32 / 1_000.0 - 1.0
+                    })
+                    .collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_index_loaded_from_disk_takes_concurrent_searches() {
+        let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
+        let user = Uuid::new_v4();
+        let data = vectors(EXACT_BELOW + 500);
+        {
+            let indexes = VectorIndexes::open(&dir).unwrap();
+            let pairs: Vec<(i64, &[f32])> = data
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as i64, v.as_slice()))
+                .collect();
+            indexes.add(user, &pairs).unwrap();
+            indexes.save_dirty().unwrap();
+        }
+        let indexes = VectorIndexes::open(&dir).unwrap();
+        assert_eq!(indexes.len(user), data.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..MAX_CONCURRENT_SEARCHES)
+                .map(|t| {
+                    let (indexes, data) = (&indexes, &data);
+                    scope.spawn(move || {
+                        for i in 0..50 {
+                            let wanted = (t * 50 + i) % data.len();
+                            let hits = indexes.search(user, &data[wanted], 5).unwrap();
+                            assert_eq!(hits.first().map(|h| h.0), Some(wanted as i64));
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
