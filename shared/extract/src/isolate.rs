@@ -92,8 +92,13 @@ pub fn child_main(file: &Path) -> ExitCode {
 }
 
 /// Lowers this process's address-space and CPU-time limits to the values
-/// in the environment, never above the current hard limits.
+/// in the environment, never above the current hard limits, and its CPU
+/// priority: extraction is background work, and a search waiting on the
+/// same cores should not queue behind a 100-page document.
 fn apply_own_limits() {
+    if let Err(error) = rustix::process::nice(EXTRACT_NICENESS) {
+        eprintln!("pai-extract: cannot lower the priority: {error}");
+    }
     let read = |name: &str| {
         std::env::var(name)
             .ok()
@@ -108,6 +113,9 @@ fn apply_own_limits() {
         lower_limit(rlimit::Resource::CPU, seconds, seconds.saturating_add(1));
     }
 }
+
+/// Added to the child's nice value (0 = normal, 19 = lowest).
+const EXTRACT_NICENESS: i32 = 10;
 
 /// Sets a resource limit, keeping it within the current hard limit.
 fn lower_limit(resource: rlimit::Resource, soft: u64, hard: u64) {
