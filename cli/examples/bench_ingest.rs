@@ -17,7 +17,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{Bench, Client, prose_words};
+use common::{Bench, Client, prose_words, stage_seconds};
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
 use serde_json::Value;
@@ -88,27 +88,6 @@ fn generate_pdf(words: &[String], start: usize) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Sum of seconds per ingest stage so far, from the gateway's `/metrics`.
-async fn stage_seconds(bench: &Bench) -> anyhow::Result<BTreeMap<String, f64>> {
-    let text = bench
-        .http
-        .get(format!("{}/metrics", bench.base))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let mut sums = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("pai_ingest_stage_seconds_sum{stage=\"") else {
-            continue;
-        };
-        if let Some((stage, value)) = rest.split_once("\"} ") {
-            sums.insert(stage.to_owned(), value.trim().parse().unwrap_or(0.0));
-        }
-    }
-    Ok(sums)
-}
-
 /// Prints throughput and the per-stage time of one load.
 async fn report(
     bench: &Bench,
@@ -129,7 +108,7 @@ async fn report(
         pages as f64 / seconds,
         chunks as f64 / seconds
     );
-    let after = stage_seconds(bench).await?;
+    let after = stage_seconds(bench, "pai_ingest_stage_seconds").await?;
     let stages: Vec<(String, f64)> = ["extract", "embed", "store", "index"]
         .iter()
         .map(|&stage| {
@@ -156,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let bench = Bench::start().await?;
     let client: Client = bench.user("ingest").await?;
 
-    let before = stage_seconds(&bench).await?;
+    let before = stage_seconds(&bench, "pai_ingest_stage_seconds").await?;
     let started = Instant::now();
     let (_, documents) = client.ingest_corpus().await?;
     report(
@@ -173,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     let pdfs: Vec<Vec<u8>> = (0..count)
         .map(|i| generate_pdf(&words, i * 997))
         .collect::<anyhow::Result<_>>()?;
-    let before = stage_seconds(&bench).await?;
+    let before = stage_seconds(&bench, "pai_ingest_stage_seconds").await?;
     let started = Instant::now();
     let mut ids = Vec::with_capacity(count);
     for (i, pdf) in pdfs.into_iter().enumerate() {

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::{Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report};
+use common::{
+    Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, stage_seconds,
+};
 use pai_common::config::JwtSettings;
 use pai_common::identity::{JwtKeys, UserContext};
 use pai_inference::Embedder;
@@ -252,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
             "{}",
             report(&format!("service {label}, {CLIENTS} clients"), &concurrent)
         );
+        let before = stage_seconds(&bench, "pai_search_stage_seconds").await?;
         let mut one = Vec::new();
         let mut inside = Vec::new();
         for (i, query) in queries.iter().enumerate() {
@@ -269,6 +272,15 @@ async fn main() -> anyhow::Result<()> {
             report(&format!("service {label}, 1 client"), &one),
             percentile(&inside, 0.5)
         );
+        let after = stage_seconds(&bench, "pai_search_stage_seconds").await?;
+        let stages: Vec<String> = after
+            .iter()
+            .map(|(stage, sum)| {
+                let spent = sum - before.get(stage).copied().unwrap_or(0.0);
+                format!("{stage} {:.2}", 1000.0 * spent / queries.len() as f64)
+            })
+            .collect();
+        println!("  mean ms per query inside search: {}", stages.join(", "));
         service.push((label, concurrent, one));
     }
 

@@ -21,6 +21,33 @@ pub struct Fact {
     pub answer: String,
 }
 
+/// Seconds summed per `stage` label of the histogram `metric` so far, from
+/// the gateway's `/metrics` (the services record into the one process-wide
+/// recorder when they run together).
+pub async fn stage_seconds(
+    bench: &Bench,
+    metric: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let text = bench
+        .http
+        .get(format!("{}/metrics", bench.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let prefix = format!("{metric}_sum{{stage=\"");
+    let mut sums = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        if let Some((stage, value)) = rest.split_once("\"} ") {
+            sums.insert(stage.to_owned(), value.trim().parse().unwrap_or(0.0));
+        }
+    }
+    Ok(sums)
+}
+
 /// `../shared/corpora/{kind}` beside the repository.
 pub fn corpus_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pai_common::identity::ServiceCredential;
+use pai_common::{INGEST_STAGE_SECONDS, SEARCH_STAGE_SECONDS};
 use pai_proto::v1::EmbedRequest;
 use pai_proto::v1::embed_request::Priority;
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
@@ -338,6 +339,7 @@ impl SearchCore {
                 vectors.pop()
             }
         };
+        let stage = search_stage_done("embed", started);
         // Vector hits are filtered after the fact: ask for more when filtering.
         let filtered = filters.kind.is_some() || filters.category.is_some();
         let candidates = if filtered {
@@ -354,7 +356,7 @@ impl SearchCore {
             .acquire()
             .await
             .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
-        let (bm25, nearest, snippets) = blocking(move || {
+        let (bm25, nearest, snippets, stage) = blocking(move || {
             let bm25 = match mode {
                 Mode::Vector => Vec::new(),
                 Mode::Hybrid | Mode::Bm25 => {
@@ -365,8 +367,10 @@ impl SearchCore {
                 Some(vector) => vectors.search(user_id, vector, candidates)?,
                 None => Vec::new(),
             };
+            let stage = search_stage_done("bm25_vector", stage);
             let snippets = text.snippets(&query_owned)?;
-            Ok((bm25, nearest, snippets))
+            let stage = search_stage_done("snippets", stage);
+            Ok((bm25, nearest, snippets, stage))
         })
         .await?;
 
@@ -378,6 +382,7 @@ impl SearchCore {
             .filter(|row| filters.category.as_ref().is_none_or(|c| *c == row.category))
             .map(|row| (row.id, row))
             .collect();
+        let stage = search_stage_done("hydrate", stage);
         let fused = fuse(mode, &bm25, &nearest, |id| rows.contains_key(&id));
         let hits = fused
             .into_iter()
@@ -397,6 +402,7 @@ impl SearchCore {
                 })
             })
             .collect();
+        search_stage_done("render", stage);
         Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
     }
 }
@@ -404,7 +410,15 @@ impl SearchCore {
 /// Records how long an ingest stage took (`pai_ingest_stage_seconds`);
 /// returns the start of the next one.
 fn stage_done(stage: &'static str, started: Instant) -> Instant {
-    metrics::histogram!(pai_common::INGEST_STAGE_SECONDS, "stage" => stage)
+    metrics::histogram!(INGEST_STAGE_SECONDS, "stage" => stage)
+        .record(started.elapsed().as_secs_f64());
+    Instant::now()
+}
+
+/// Records how long a search stage took (`pai_search_stage_seconds`);
+/// returns the start of the next one.
+fn search_stage_done(stage: &'static str, started: Instant) -> Instant {
+    metrics::histogram!(SEARCH_STAGE_SECONDS, "stage" => stage)
         .record(started.elapsed().as_secs_f64());
     Instant::now()
 }
