@@ -157,6 +157,17 @@ async fn users_never_see_each_others_documents() {
             );
         }
     }
+    // Query syntax is not interpreted: quotes, field prefixes and operators
+    // are only words (a phrase beside the user term tripped tantivy).
+    for query in [
+        "\"Amazon Glacier\" charges",
+        "\"Amazon",
+        "user:* title:[a TO z] Glacier -Amazon",
+    ] {
+        let r = app.search(token(&alice), query, "&mode=bm25").await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+        assert_eq!(hit_ids(&r), [a_id], "{query}: {}", r.body);
+    }
     let found = app.search(token(&alice), "Amazon Glacier", "&k=3").await;
     assert_eq!(hit_ids(&found).first().map(String::as_str), Some(a_id));
     let hit = &found.body["hits"][0];

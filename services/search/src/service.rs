@@ -330,16 +330,6 @@ impl SearchCore {
             return Err(SearchError::Invalid("q: the query is empty".into()));
         }
         let k = k.clamp(1, 50);
-        let embedding = match mode {
-            Mode::Bm25 => None,
-            Mode::Hybrid | Mode::Vector => {
-                let mut vectors = self
-                    .embed(vec![query.to_owned()], Priority::Interactive)
-                    .await?;
-                vectors.pop()
-            }
-        };
-        let stage = search_stage_done("embed", started);
         // Vector hits are filtered after the fact: ask for more when filtering.
         let filtered = filters.kind.is_some() || filters.category.is_some();
         let candidates = if filtered {
@@ -347,36 +337,65 @@ impl SearchCore {
         } else {
             (k * 4).max(20)
         };
-        let text = Arc::clone(&self.text);
-        let vectors = Arc::clone(&self.vectors);
-        let query_owned = query.to_owned();
-        let text_filters = filters.clone();
-        let _permit = self
-            .searches
-            .acquire()
-            .await
-            .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
-        let (bm25, nearest, snippets, stage) = blocking(move || {
-            let bm25 = match mode {
-                Mode::Vector => Vec::new(),
-                Mode::Hybrid | Mode::Bm25 => {
-                    text.search(user_id, &query_owned, candidates, &text_filters)?
-                }
+        // The query's embedding takes milliseconds in the inference service;
+        // BM25, the snippet generator and the BM25 hits' rows are ready by then.
+        let embedding = async {
+            let embedding = match mode {
+                Mode::Bm25 => None,
+                Mode::Hybrid | Mode::Vector => self
+                    .embed(vec![query.to_owned()], Priority::Interactive)
+                    .await?
+                    .pop(),
             };
-            let nearest = match &embedding {
-                Some(vector) => vectors.search(user_id, vector, candidates)?,
-                None => Vec::new(),
-            };
-            let stage = search_stage_done("bm25_vector", stage);
-            let snippets = text.snippets(&query_owned)?;
-            let stage = search_stage_done("snippets", stage);
-            Ok((bm25, nearest, snippets, stage))
-        })
-        .await?;
+            search_stage_done("embed", started);
+            Ok::<_, SearchError>(embedding)
+        };
+        let text_side = async {
+            let stage = Instant::now();
+            let text = Arc::clone(&self.text);
+            let query = query.to_owned();
+            let text_filters = filters.clone();
+            let (bm25, snippets) = blocking(move || {
+                let bm25 = match mode {
+                    Mode::Vector => Vec::new(),
+                    Mode::Hybrid | Mode::Bm25 => {
+                        text.search(user_id, &query, candidates, &text_filters)?
+                    }
+                };
+                Ok((bm25, text.snippets(&query)?))
+            })
+            .await?;
+            let stage = search_stage_done("bm25", stage);
+            let ids: Vec<i64> = bm25.iter().map(|(id, _)| *id).collect();
+            let rows = repo::chunks_by_id(&self.pool, user_id, &ids).await?;
+            search_stage_done("hydrate", stage);
+            Ok::<_, SearchError>((bm25, snippets, rows))
+        };
+        let (embedding, (bm25, snippets, mut rows)) = tokio::try_join!(embedding, text_side)?;
 
-        let ids: Vec<i64> = bm25.iter().chain(&nearest).map(|(id, _)| *id).collect();
-        let rows: HashMap<i64, ChunkRow> = repo::chunks_by_id(&self.pool, user_id, &ids)
-            .await?
+        let stage = Instant::now();
+        let nearest = match embedding {
+            Some(vector) => {
+                let vectors = Arc::clone(&self.vectors);
+                let _permit = self
+                    .searches
+                    .acquire()
+                    .await
+                    .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
+                blocking(move || vectors.search(user_id, &vector, candidates)).await?
+            }
+            None => Vec::new(),
+        };
+        let stage = search_stage_done("vector", stage);
+        let missing: Vec<i64> = nearest
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !rows.iter().any(|row| row.id == *id))
+            .collect();
+        if !missing.is_empty() {
+            rows.extend(repo::chunks_by_id(&self.pool, user_id, &missing).await?);
+        }
+        let rows: HashMap<i64, ChunkRow> = rows
             .into_iter()
             .filter(|row| filters.kind.as_ref().is_none_or(|k| *k == row.source_kind))
             .filter(|row| filters.category.as_ref().is_none_or(|c| *c == row.category))

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
     Value,
@@ -51,7 +51,6 @@ struct Fields {
 }
 
 pub struct TextIndex {
-    index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
@@ -104,7 +103,6 @@ impl TextIndex {
             .try_into()?;
         let writer = Self::writer_when_free(&index)?;
         Ok(Self {
-            index,
             reader,
             writer: Mutex::new(writer),
             fields,
@@ -180,11 +178,45 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// The query's words as terms: any of them in the text, or (at half
+    /// weight) in the title. What a user types is words, not a query
+    /// language: no phrases, field prefixes or operators (a quoted phrase
+    /// beside the user term also tripped an assertion inside tantivy).
+    fn words_query(&self, query: &str, in_title: bool) -> Box<dyn Query> {
+        let mut analyzer = analyzer();
+        let mut stream = analyzer.token_stream(query);
+        let mut words: Vec<String> = Vec::new();
+        while stream.advance() {
+            let word = &stream.token().text;
+            if !words.contains(word) {
+                words.push(word.clone());
+            }
+        }
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for word in &words {
+            let text = TermQuery::new(
+                Term::from_field_text(f.text, word),
+                IndexRecordOption::WithFreqs,
+            );
+            clauses.push((Occur::Should, Box::new(text)));
+            if in_title {
+                let title = TermQuery::new(
+                    Term::from_field_text(f.title, word),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(title), 0.5)),
+                ));
+            }
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
     fn user_query(&self, user_id: Uuid, query: &str, filters: &Filters) -> Box<dyn Query> {
         let f = &self.fields;
-        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.text]);
-        parser.set_field_boost(f.title, 0.5);
-        let (text_query, _errors) = parser.parse_query_lenient(query);
+        let text_query = self.words_query(query, true);
         let term = |field, value: &str| -> Box<dyn Query> {
             Box::new(TermQuery::new(
                 Term::from_field_text(field, value),
@@ -228,8 +260,7 @@ impl TextIndex {
     /// Returns a generator that highlights `query`'s terms in any text.
     pub fn snippets(&self, query: &str) -> Result<SnippetGenerator> {
         let searcher = self.reader.searcher();
-        let parser = QueryParser::for_index(&self.index, vec![self.fields.text]);
-        let (query, _errors) = parser.parse_query_lenient(query);
+        let query = self.words_query(query, false);
         let mut generator = SnippetGenerator::create(&searcher, &*query, self.fields.text)?;
         generator.set_max_num_chars(240);
         Ok(generator)
