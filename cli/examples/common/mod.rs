@@ -128,6 +128,8 @@ impl Bench {
             ("SEARCH_GRPC_ADDR", "127.0.0.1:0".into()),
             ("INFERENCE_GRPC_ADDR", "127.0.0.1:0".into()),
             ("RATE_LIMIT_RPS", "0".into()),
+            // A 500-document ingest outlasts the default 15-minute token.
+            ("JWT_EXPIRATION_MINUTES", "240".into()),
             ("RUST_LOG", "error,tower_http=off".into()),
             (
                 "EMBEDDING_MODEL_PATH",
@@ -272,14 +274,18 @@ impl Client {
     }
 
     pub async fn document(&self, id: &str) -> anyhow::Result<Value> {
-        Ok(self
+        let response = self
             .http
             .get(format!("{}/api/documents/{id}", self.base))
             .bearer_auth(&self.token)
             .send()
-            .await?
-            .json()
-            .await?)
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("GET /api/documents/{id}: {status} {body}");
+        }
+        Ok(body)
     }
 
     pub async fn search(&self, query: &str, mode: &str) -> anyhow::Result<Value> {
