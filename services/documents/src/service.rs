@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use pai_common::INGEST_STAGE_SECONDS;
 use pai_common::identity::ServiceCredential;
+use pai_common::telemetry::{INGEST_STAGE_SECONDS, stage_done};
 use pai_extract::{Category, ExtractError, Limits};
 use pai_proto::v1::search_internal_client::SearchInternalClient;
 use pai_proto::v1::{ChunkInput, DeleteSourceRequest, IndexChunksRequest};
@@ -238,8 +238,7 @@ impl DocumentsCore {
             &self.extractor.limits,
         )
         .await;
-        metrics::histogram!(INGEST_STAGE_SECONDS, "stage" => "extract")
-            .record(started.elapsed().as_secs_f64());
+        stage_done(INGEST_STAGE_SECONDS, "extract", started);
         let pages = match extracted {
             Ok(pages) => pages,
             Err(err) if err.is_transient() => {
@@ -284,8 +283,7 @@ impl DocumentsCore {
         };
         let started = std::time::Instant::now();
         let indexed = self.search.clone().index_chunks(request).await;
-        metrics::histogram!(INGEST_STAGE_SECONDS, "stage" => "index_call")
-            .record(started.elapsed().as_secs_f64());
+        stage_done(INGEST_STAGE_SECONDS, "index_call", started);
         if let Err(status) = indexed {
             return Ok(Outcome::Retry {
                 reason: format!("indexing failed: {}", status.message()),

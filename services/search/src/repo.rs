@@ -133,6 +133,9 @@ pub async fn insert_chunks(
 
 /// Returns the caller's chunks among `ids` (others' ids are ignored).
 pub async fn chunks_by_id(pool: &PgPool, user_id: Uuid, ids: &[i64]) -> Result<Vec<ChunkRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(sqlx::query_as(
         "SELECT id, user_id, source_kind, source_id, ordinal, title, category, page, text, created_at \
          FROM search.chunks WHERE user_id = $1 AND id = ANY($2)",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pai_common::identity::ServiceCredential;
-use pai_common::{INGEST_STAGE_SECONDS, SEARCH_STAGE_SECONDS};
+use pai_common::telemetry::{INGEST_STAGE_SECONDS, SEARCH_STAGE_SECONDS, stage_done};
 use pai_proto::v1::EmbedRequest;
 use pai_proto::v1::embed_request::Priority;
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
@@ -166,7 +166,7 @@ impl SearchCore {
                 embedding,
             })
             .collect();
-        let started = stage_done("embed", started);
+        let started = stage_done(INGEST_STAGE_SECONDS, "embed", started);
 
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
@@ -174,7 +174,7 @@ impl SearchCore {
         let ids = repo::insert_chunks(&mut tx, &source, &new).await?;
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
-        let started = stage_done("store", started);
+        let started = stage_done(INGEST_STAGE_SECONDS, "store", started);
 
         let count = ids.len();
         let text = Arc::clone(&self.text);
@@ -208,7 +208,7 @@ impl SearchCore {
         .await?;
         self.persist(generation).await?;
         *applied = generation;
-        stage_done("index", started);
+        stage_done(INGEST_STAGE_SECONDS, "index", started);
         Ok(count)
     }
 
@@ -347,7 +347,7 @@ impl SearchCore {
                     .await?
                     .pop(),
             };
-            search_stage_done("embed", started);
+            stage_done(SEARCH_STAGE_SECONDS, "embed", started);
             Ok::<_, SearchError>(embedding)
         };
         let text_side = async {
@@ -365,10 +365,14 @@ impl SearchCore {
                 Ok((bm25, text.snippets(&query)?))
             })
             .await?;
-            let stage = search_stage_done("bm25", stage);
+            let stage = stage_done(SEARCH_STAGE_SECONDS, "bm25", stage);
             let ids: Vec<i64> = bm25.iter().map(|(id, _)| *id).collect();
-            let rows = repo::chunks_by_id(&self.pool, user_id, &ids).await?;
-            search_stage_done("hydrate", stage);
+            let rows: HashMap<i64, ChunkRow> = repo::chunks_by_id(&self.pool, user_id, &ids)
+                .await?
+                .into_iter()
+                .map(|row| (row.id, row))
+                .collect();
+            stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
             Ok::<_, SearchError>((bm25, snippets, rows))
         };
         let (embedding, (bm25, snippets, mut rows)) = tokio::try_join!(embedding, text_side)?;
@@ -386,22 +390,23 @@ impl SearchCore {
             }
             None => Vec::new(),
         };
-        let stage = search_stage_done("vector", stage);
+        let stage = stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
         let missing: Vec<i64> = nearest
             .iter()
             .map(|(id, _)| *id)
-            .filter(|id| !rows.iter().any(|row| row.id == *id))
+            .filter(|id| !rows.contains_key(id))
             .collect();
-        if !missing.is_empty() {
-            rows.extend(repo::chunks_by_id(&self.pool, user_id, &missing).await?);
-        }
-        let rows: HashMap<i64, ChunkRow> = rows
-            .into_iter()
-            .filter(|row| filters.kind.as_ref().is_none_or(|k| *k == row.source_kind))
-            .filter(|row| filters.category.as_ref().is_none_or(|c| *c == row.category))
-            .map(|row| (row.id, row))
-            .collect();
-        let stage = search_stage_done("hydrate", stage);
+        rows.extend(
+            repo::chunks_by_id(&self.pool, user_id, &missing)
+                .await?
+                .into_iter()
+                .map(|row| (row.id, row)),
+        );
+        rows.retain(|_, row| {
+            filters.kind.as_ref().is_none_or(|k| *k == row.source_kind)
+                && filters.category.as_ref().is_none_or(|c| *c == row.category)
+        });
+        let stage = stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
         let fused = fuse(mode, &bm25, &nearest, |id| rows.contains_key(&id));
         let hits = fused
             .into_iter()
@@ -421,25 +426,9 @@ impl SearchCore {
                 })
             })
             .collect();
-        search_stage_done("render", stage);
+        stage_done(SEARCH_STAGE_SECONDS, "render", stage);
         Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
     }
-}
-
-/// Records how long an ingest stage took (`pai_ingest_stage_seconds`);
-/// returns the start of the next one.
-fn stage_done(stage: &'static str, started: Instant) -> Instant {
-    metrics::histogram!(INGEST_STAGE_SECONDS, "stage" => stage)
-        .record(started.elapsed().as_secs_f64());
-    Instant::now()
-}
-
-/// Records how long a search stage took (`pai_search_stage_seconds`);
-/// returns the start of the next one.
-fn search_stage_done(stage: &'static str, started: Instant) -> Instant {
-    metrics::histogram!(SEARCH_STAGE_SECONDS, "stage" => stage)
-        .record(started.elapsed().as_secs_f64());
-    Instant::now()
 }
 
 /// Orders chunk ids by mode: BM25 score, cosine similarity, or reciprocal

@@ -1,4 +1,7 @@
-//! Logging: a `RUST_LOG` filter, plain or JSON lines by `LOG_FORMAT`.
+//! Logging: a `RUST_LOG` filter, plain or JSON lines by `LOG_FORMAT`; and
+//! the stage timings services record for `/metrics`.
+
+use std::time::Instant;
 
 use tracing_subscriber::EnvFilter;
 
@@ -20,4 +23,20 @@ pub fn init(env: &Env) {
     };
     // Already installed (tests start many stacks in one process): keep it.
     drop(result);
+}
+
+/// Histogram of ingest stages (`stage`: extract, index_call in documents;
+/// embed, store, index in search), exported by the gateway's `/metrics` when
+/// the services share its process.
+pub const INGEST_STAGE_SECONDS: &str = "pai_ingest_stage_seconds";
+/// Histogram of search stages (`stage`: embed, bm25 with the snippet
+/// generator, vector, hydrate, render; embed overlaps bm25 and the first
+/// hydrate).
+pub const SEARCH_STAGE_SECONDS: &str = "pai_search_stage_seconds";
+
+/// Records the time since `started` under `stage` of the histogram `metric`;
+/// returns the start of the next stage.
+pub fn stage_done(metric: &'static str, stage: &'static str, started: Instant) -> Instant {
+    metrics::histogram!(metric, "stage" => stage).record(started.elapsed().as_secs_f64());
+    Instant::now()
 }
