@@ -14,8 +14,8 @@ fi
 
 missing=()
 for pkg in $BUILD_DEPS; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-    || missing+=("$pkg")
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
