@@ -230,7 +230,7 @@ impl AccountService for Grpc {
 
     async fn get_profile(&self, request: Request<pb::Empty>) -> Result<Response<pb::User>, Status> {
         let ctx = UserContext::from_request(&request)?;
-        let user = self.service.authorize(&ctx).await?;
+        let user = self.service.authorize_cached(&ctx).await?;
         Ok(Response::new(user_to_proto(&user)))
     }
 

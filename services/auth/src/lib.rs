@@ -7,6 +7,7 @@ mod grpc;
 pub mod password;
 mod repo;
 pub mod service;
+mod session_cache;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::error::AuthError;
 use crate::password::{Argon2Settings, Hasher, PasswordPolicy};
 pub use crate::service::{AuthService, Client, Lockout};
+use crate::session_cache::SessionCache;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "auth";
@@ -36,6 +38,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/auth");
 
 /// The longest a refresh-token family may live (ASVS 10.4.8).
 const MAX_REFRESH_DAYS: u64 = 30;
+
+/// A session cache entry's default life: short enough that a write made by
+/// another auth replica shows within a quarter of a second.
+const DEFAULT_SESSION_CACHE_TTL_MS: u64 = 250;
+/// The longest allowed: revocations must reach every verifier within 1 s.
+const MAX_SESSION_CACHE_TTL_MS: u64 = 500;
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -46,6 +54,9 @@ pub struct AuthSettings {
     pub lockout: Lockout,
     pub argon2: Argon2Settings,
     pub refresh_lifetime: Duration,
+    /// How long a session found valid is trusted without a query by
+    /// read-only handlers (`SESSION_CACHE_TTL_MS`, 0 turns the cache off).
+    pub session_cache_ttl: Duration,
 }
 
 impl AuthSettings {
@@ -64,6 +75,15 @@ impl AuthSettings {
                 "must be at least 1",
             ));
         }
+        let cache_ms = env.parse("SESSION_CACHE_TTL_MS", DEFAULT_SESSION_CACHE_TTL_MS)?;
+        if cache_ms > MAX_SESSION_CACHE_TTL_MS {
+            return Err(ConfigError::new(
+                "SESSION_CACHE_TTL_MS",
+                format!(
+                    "must be at most {MAX_SESSION_CACHE_TTL_MS} (revocations reach verifiers within 1 s)"
+                ),
+            ));
+        }
         let defaults = Argon2Settings::default();
         Ok(Self {
             database: DatabaseSettings::from_env(env)?,
@@ -80,6 +100,7 @@ impl AuthSettings {
                 parallelism: env.parse("ARGON2_PARALLELISM", defaults.parallelism)?,
             },
             refresh_lifetime: Duration::from_secs(days * 86_400),
+            session_cache_ttl: Duration::from_millis(cache_ms),
         })
     }
 }
@@ -96,6 +117,7 @@ pub fn build(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<AuthServic
         },
         lockout: settings.lockout,
         refresh_lifetime: settings.refresh_lifetime,
+        sessions: SessionCache::new(settings.session_cache_ttl),
     })
 }
 

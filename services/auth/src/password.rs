@@ -1,11 +1,11 @@
 //! Password hashing (argon2id on a bounded blocking pool) and the password
 //! policy (minimum length, common passwords).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::error::{AuthError, Result};
@@ -28,12 +28,34 @@ impl Default for Argon2Settings {
     }
 }
 
+impl Argon2Settings {
+    pub fn argon2(&self) -> Result<Argon2<'static>> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// The working memory of one argon2 computation (`memory_kib` blocks of
+/// 1 KiB). Allocating and filling 19 MiB for every login costs as much as a
+/// tenth of the hash itself, so each permit keeps one and reuses it: argon2
+/// writes every block before it reads it, so old contents never matter.
+pub struct Memory(Box<[Block]>);
+
+impl Memory {
+    pub fn new(argon2: &Argon2<'_>) -> Self {
+        Self(vec![Block::default(); argon2.params().block_count()].into_boxed_slice())
+    }
+}
+
 /// Hashes and verifies passwords off the async workers, at most one hash per
 /// core at a time so a login burst never stalls other requests or memory.
 #[derive(Clone)]
 pub struct Hasher {
     argon2: Arc<Argon2<'static>>,
     permits: Arc<Semaphore>,
+    /// One working memory per permit, handed to the hash that holds it.
+    memories: Arc<Mutex<Vec<Memory>>>,
     /// A real hash of a random password, verified for unknown logins so they
     /// take as long as known ones.
     dummy: Arc<str>,
@@ -41,41 +63,47 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(settings: Argon2Settings) -> Result<Self> {
-        let params = Params::new(
-            settings.memory_kib,
-            settings.iterations,
-            settings.parallelism,
-            None,
-        )
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let argon2 = settings.argon2()?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let dummy = hash_with(&argon2, &uuid::Uuid::new_v4().to_string())?;
+        let mut memory = Memory::new(&argon2);
+        let dummy = hash_with(&argon2, &mut memory, &uuid::Uuid::new_v4().to_string())?;
+        let mut memories = vec![memory];
+        memories.resize_with(cores, || Memory::new(&argon2));
         Ok(Self {
             argon2: Arc::new(argon2),
             permits: Arc::new(Semaphore::new(cores)),
+            memories: Arc::new(Mutex::new(memories)),
             dummy: dummy.into(),
         })
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(&Argon2<'static>, &mut Memory) -> T + Send + 'static,
     ) -> Result<T> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| AuthError::Hash(e.to_string()))?;
+        // A permit guarantees a free memory, unless a hash panicked with one.
+        let memory = self.memories.lock().ok().and_then(|mut free| free.pop());
         let argon2 = Arc::clone(&self.argon2);
-        tokio::task::spawn_blocking(move || work(&argon2))
-            .await
-            .map_err(|e| AuthError::Hash(e.to_string()))
+        let (result, memory) = tokio::task::spawn_blocking(move || {
+            let mut memory = memory.unwrap_or_else(|| Memory::new(&argon2));
+            (work(&argon2, &mut memory), memory)
+        })
+        .await
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+        if let Ok(mut free) = self.memories.lock() {
+            free.push(memory);
+        }
+        Ok(result)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
         let password = password.to_owned();
-        self.blocking(move |argon2| hash_with(argon2, &password))
+        self.blocking(move |argon2, memory| hash_with(argon2, memory, &password))
             .await?
     }
 
@@ -83,12 +111,8 @@ impl Hasher {
     pub async fn verify(&self, password: &str, stored: &str) -> Result<bool> {
         let password = password.to_owned();
         let stored = stored.to_owned();
-        self.blocking(move |argon2| {
-            PasswordHash::new(&stored)
-                .map(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
-                .map_err(|e| AuthError::Hash(e.to_string()))
-        })
-        .await?
+        self.blocking(move |_, memory| verify_with(memory, &password, &stored))
+            .await?
     }
 
     /// Spends the time of one verification on a login that matched no user.
@@ -98,12 +122,70 @@ impl Hasher {
     }
 }
 
-fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String> {
+fn hash_error(e: impl std::fmt::Display) -> AuthError {
+    AuthError::Hash(e.to_string())
+}
+
+/// Hashes `password` with a fresh salt into a PHC string, in `memory`.
+pub fn hash_with(argon2: &Argon2<'_>, memory: &mut Memory, password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(hash_error)?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut memory.0[..])
+            .map_err(|_| argon2::password_hash::Error::Password)
+    })
+    .map_err(hash_error)?;
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(hash_error)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Checks `password` against `stored` (a PHC string) with the algorithm,
+/// version and cost written in it, in `memory` when it is large enough.
+pub fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> Result<bool> {
+    let parsed = PasswordHash::new(stored).map_err(hash_error)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(AuthError::Hash(
+            "stored hash has no salt or output".to_owned(),
+        ));
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(hash_error)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(hash_error)?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(hash_error)?;
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(hash_error)?;
+    let computed = Output::init_with(expected.len(), |out| {
+        let hashed = if memory.0.len() >= argon2.params().block_count() {
+            argon2.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                out,
+                &mut memory.0[..],
+            )
+        } else {
+            argon2.hash_password_into(password.as_bytes(), salt_bytes, out)
+        };
+        hashed.map_err(|_| argon2::password_hash::Error::Password)
+    })
+    .map_err(hash_error)?;
+    // `Output`'s equality is constant-time.
+    Ok(computed == expected)
 }
 
 /// The most common passwords of public breach lists, lowercased.
@@ -169,5 +251,64 @@ mod tests {
         let same = policy.check("aaaaaaaaaaaaa", "a@b.c", "a").unwrap_err();
         assert!(same.to_string().starts_with("common_password"));
         assert!(policy.check("correct horse battery", "a@b.c", "a").is_ok());
+    }
+
+    fn small() -> Argon2<'static> {
+        let settings = Argon2Settings {
+            memory_kib: 64,
+            iterations: 2,
+            parallelism: 1,
+        };
+        settings.argon2().unwrap()
+    }
+
+    #[test]
+    fn reused_memory_gives_the_crates_own_answers() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let argon2 = small();
+        let mut memory = Memory::new(&argon2);
+        // Dirty the memory with another password first: reuse must not matter.
+        let other = hash_with(&argon2, &mut memory, "something else entirely").unwrap();
+        let ours = hash_with(&argon2, &mut memory, "plum-orchard-lantern").unwrap();
+        assert_ne!(other, ours);
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            argon2
+                .verify_password(b"plum-orchard-lantern", &parsed)
+                .is_ok()
+        );
+        assert!(
+            argon2
+                .verify_password(b"plum-orchard-lanterns", &parsed)
+                .is_err()
+        );
+
+        let theirs = argon2
+            .hash_password(b"plum-orchard-lantern", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(verify_with(&mut memory, "plum-orchard-lantern", &theirs).unwrap());
+        assert!(!verify_with(&mut memory, "plum-orchard-lanter", &theirs).unwrap());
+        assert!(verify_with(&mut memory, "plum-orchard-lantern", &ours).unwrap());
+    }
+
+    #[test]
+    fn a_hash_with_a_larger_cost_than_the_memory_still_verifies() {
+        use argon2::password_hash::PasswordHasher;
+        let mut memory = Memory::new(&small());
+        let larger = Argon2Settings {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 2,
+        }
+        .argon2()
+        .unwrap();
+        let stored = larger
+            .hash_password(b"a long enough password", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(verify_with(&mut memory, "a long enough password", &stored).unwrap());
+        assert!(!verify_with(&mut memory, "a long enough passwor", &stored).unwrap());
+        assert!(verify_with(&mut memory, "x", "not a phc string").is_err());
     }
 }

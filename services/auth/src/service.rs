@@ -1,7 +1,7 @@
 //! The auth service's logic, independent of gRPC.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pai_common::UserContext;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::error::{AuthError, Result};
 use crate::password::{Hasher, PasswordPolicy};
 use crate::repo::{self, NewUser, Revoke, UserRow};
+use crate::session_cache::SessionCache;
 use crate::tokens;
 
 /// Lockout settings (ASVS 6.3.1).
@@ -44,6 +45,7 @@ pub struct AuthService {
     pub(crate) policy: PasswordPolicy,
     pub(crate) lockout: Lockout,
     pub(crate) refresh_lifetime: Duration,
+    pub(crate) sessions: SessionCache,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -224,9 +226,9 @@ impl AuthService {
             user
         } else {
             let mut conn = self.pool.acquire().await?;
-            repo::set_active(&mut conn, user.id, true)
-                .await?
-                .ok_or(AuthError::InvalidCredentials)?
+            let reactivated = repo::set_active(&mut conn, user.id, true).await;
+            self.sessions.forget_user(user.id);
+            reactivated?.ok_or(AuthError::InvalidCredentials)?
         };
         self.open_session(user, client).await
     }
@@ -272,6 +274,7 @@ impl AuthService {
             self.token_lifetime(),
         )
         .await?;
+        self.sessions.forget_user(user_id);
         Ok(())
     }
 
@@ -282,9 +285,26 @@ impl AuthService {
             .ok_or(AuthError::SessionInvalid)
     }
 
+    /// [`Self::authorize`] for read-only handlers: a session found valid
+    /// within the session cache's time-to-live is not queried again.
+    pub async fn authorize_cached(&self, ctx: &UserContext) -> Result<Arc<UserRow>> {
+        if let Some(user) = self.sessions.get(ctx.session_id, ctx.user_id) {
+            return Ok(user);
+        }
+        let checked_at = Instant::now();
+        let user = Arc::new(self.authorize(ctx).await?);
+        self.sessions
+            .put(ctx.session_id, Arc::clone(&user), checked_at);
+        Ok(user)
+    }
+
     pub async fn revoke(&self, ctx: &UserContext, which: Revoke, reason: &str) -> Result<u64> {
         let mut conn = self.pool.acquire().await?;
-        repo::revoke_sessions(&mut conn, ctx.user_id, which, reason, self.token_lifetime()).await
+        let revoked =
+            repo::revoke_sessions(&mut conn, ctx.user_id, which, reason, self.token_lifetime())
+                .await;
+        self.sessions.forget_user(ctx.user_id);
+        revoked
     }
 
     pub async fn list_sessions(&self, ctx: &UserContext) -> Result<Vec<repo::SessionRow>> {
@@ -306,7 +326,7 @@ impl AuthService {
         if let Some(username) = username {
             validate_username(username)?;
         }
-        repo::update_profile(
+        let updated = repo::update_profile(
             &self.pool,
             ctx.user_id,
             email,
@@ -320,8 +340,9 @@ impl AuthService {
             } else {
                 err
             }
-        })?
-        .ok_or(AuthError::SessionInvalid)
+        });
+        self.sessions.forget_user(ctx.user_id);
+        updated?.ok_or(AuthError::SessionInvalid)
     }
 
     async fn confirm_password(&self, user: &UserRow, password: &str) -> Result<()> {
@@ -349,6 +370,7 @@ impl AuthService {
         )
         .await?;
         tx.commit().await?;
+        self.sessions.forget_user(user.id);
         Ok(())
     }
 
@@ -375,6 +397,7 @@ impl AuthService {
             .await?;
         }
         tx.commit().await?;
+        self.sessions.forget_user(user_id);
         Ok(user)
     }
 
@@ -399,6 +422,7 @@ impl AuthService {
         });
         repo::insert_outbox(&mut tx, "user.deleted", &event).await?;
         tx.commit().await?;
+        self.sessions.forget_user(user.id);
         tracing::info!(user_id = %user.id, "account deleted");
         Ok(())
     }
