@@ -5,6 +5,7 @@
 #   2. logins/s vs the raw argon2id verification rate (same cost, all cores)
 #   3. profile p99 while a login storm runs beside it
 # Needs a release build of pai and the argon2_rate example (make bench-auth).
+# BENCH_PERF_DIR=DIR also records `perf record -a -g` of phases 1 and 2 there.
 set -euo pipefail
 
 DURATION=${BENCH_SECONDS:-10}
@@ -21,6 +22,14 @@ need() { command -v "$1" >/dev/null || { echo "bench-auth: installing $2"; apt-g
 need wrk wrk
 need pgbench postgresql-contrib
 need jq jq
+
+# perf_during NAME: records the whole machine for the next DURATION seconds.
+perf_during() {
+  [ -n "${BENCH_PERF_DIR:-}" ] || return 0
+  mkdir -p "$BENCH_PERF_DIR"
+  perf record -a -g -q -o "$BENCH_PERF_DIR/$1.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+  PERF_PID=$!
+}
 
 cleanup() {
   [ -n "${PAI_PID:-}" ] && kill "$PAI_PID" 2>/dev/null && wait "$PAI_PID" 2>/dev/null || true
@@ -56,6 +65,7 @@ rps() { awk '/Requests\/sec/ { printf "%.0f", $2 }' "$1"; }
 non2xx() { awk '/Non-2xx/ { print $NF }' "$1"; }
 
 echo "== 1. profile throughput, 64 connections, ${DURATION}s"
+perf_during profile
 wrk -t2 -c64 -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$URL/api/users/profile" >"$WORK/profile.txt"
 psql "$ADMIN_URL" -qc "CREATE DATABASE ${DB}_pg" >/dev/null
 pgbench -q -i -s 1 "$BASE/${DB}_pg" >/dev/null 2>&1
@@ -65,7 +75,9 @@ PG_TPS=$(awk '/^tps/ { printf "%.0f", $3 }' "$WORK/pgbench.txt")
 
 echo "== 2. logins/s (8 connections) vs raw argon2id"
 RAW=$("$TARGET/examples/argon2_rate" "$DURATION" | awk '{ print $(NF-1) }')
+perf_during login
 wrk -t2 -c8 -d"${DURATION}s" -s "$WORK/login.lua" "$URL/api/auth/login" >"$WORK/login.txt"
+[ -z "${PERF_PID:-}" ] || wait "$PERF_PID"
 LOGIN_RPS=$(awk '/Requests\/sec/ { printf "%.1f", $2 }' "$WORK/login.txt")
 
 echo "== 3. profile p99 (16 connections) during a login storm"

@@ -1,5 +1,8 @@
 //! Starts any set of pai's services in this process, each on its own
-//! listener, talking gRPC over loopback exactly as they would in a cluster.
+//! listener as it would run in a cluster. The gateway calls the auth
+//! service started beside it in process (still gRPC: the same codecs,
+//! metadata, interceptors and status codes, without HTTP/2 over loopback);
+//! everything else talks gRPC over loopback.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -8,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pai_auth::AuthSettings;
 use pai_common::Env;
+use pai_common::grpc::LocalServers;
 use pai_documents::DocumentsSettings;
 use pai_gateway::GatewaySettings;
 use pai_inference::InferenceSettings;
@@ -128,6 +132,7 @@ impl Stack {
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let local = LocalServers::default();
         let mut stack = Self {
             gateway_addr: None,
             auth_addr: None,
@@ -181,14 +186,17 @@ impl Stack {
         }
         if let Some(settings) = auth {
             let (listener, addr) = bind(&addrs.auth_listen, "AUTH_GRPC_ADDR").await?;
-            if let Some(gateway) = gateway.as_mut() {
-                gateway.services.auth_url = format!("http://{addr}");
-            }
+            let url = format!("http://{addr}");
             stack.auth_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
+            let server = pai_auth::Server::new(&settings, pool)?;
+            local.register(&url, server.routes());
+            if let Some(gateway) = gateway.as_mut() {
+                gateway.services.auth_url = url;
+            }
             let token = shutdown.clone();
             tasks.spawn(async move {
-                let result = pai_auth::serve(settings, pool, listener, token).await;
+                let result = server.serve(listener, token).await;
                 (Service::Auth, result)
             });
         }
@@ -197,7 +205,7 @@ impl Stack {
             stack.gateway_addr = Some(addr);
             let token = shutdown.clone();
             tasks.spawn(async move {
-                let result = pai_gateway::serve(settings, listener, token).await;
+                let result = pai_gateway::serve(settings, listener, token, local).await;
                 (Service::Gateway, result)
             });
         }

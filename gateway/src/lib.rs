@@ -23,6 +23,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings, ServiceAddrs};
+use pai_common::grpc::LocalServers;
 use pai_common::identity::ServiceCredential;
 use pai_common::revocation::RevocationSet;
 use pai_common::{ConfigError, ErrorCode, JwtKeys};
@@ -98,8 +99,18 @@ impl GatewaySettings {
 }
 
 /// Builds the router and the background task that follows revocations.
-fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Router, AppState)> {
+/// Requests go to co-located services in process (`local`), to the others
+/// over their URLs; readiness and the revocation feed always use the URLs.
+fn build(
+    settings: &GatewaySettings,
+    pool: sqlx::PgPool,
+    local: &LocalServers,
+) -> anyhow::Result<(Router, AppState)> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let auth_url = &settings.services.auth_url;
+    let auth_calls = local
+        .channel(auth_url)
+        .with_context(|| format!("AUTH_URL {auth_url:?}"))?;
     let auth_channel = pai_common::grpc::channel(&settings.services.auth_url)
         .with_context(|| format!("AUTH_URL {:?}", settings.services.auth_url))?;
     let documents_channel = pai_common::grpc::channel(&settings.services.documents_url)
@@ -110,19 +121,16 @@ fn build(settings: &GatewaySettings, pool: sqlx::PgPool) -> anyhow::Result<(Rout
         keys: Arc::clone(&keys),
         revocations: Arc::new(RevocationSet::default()),
         limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
-        auth: AuthServiceClient::new(auth_channel.clone()),
+        auth: AuthServiceClient::new(auth_calls.clone()),
         account: state::RoundRobin::new(
             (0..AUTH_CONNECTIONS)
-                .map(|_| {
-                    pai_common::grpc::channel(&settings.services.auth_url)
-                        .map(AccountServiceClient::new)
-                })
+                .map(|_| local.channel(auth_url).map(AccountServiceClient::new))
                 .collect::<Result<_, _>>()?,
         ),
-        admin: AdminServiceClient::new(auth_channel.clone()),
-        documents: DocumentServiceClient::new(documents_channel.clone())
+        admin: AdminServiceClient::new(auth_calls),
+        documents: DocumentServiceClient::new(local.channel(&settings.services.documents_url)?)
             .max_encoding_message_size(4 * 1024 * 1024),
-        search: SearchServiceClient::new(search_channel.clone()),
+        search: SearchServiceClient::new(local.channel(&settings.services.search_url)?),
         feed: AuthInternalClient::with_interceptor(
             auth_channel.clone(),
             ServiceCredential::new(Arc::clone(&keys), "gateway"),
@@ -229,14 +237,16 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled.
+/// Services registered in `local` are called in process.
 pub async fn serve(
     settings: GatewaySettings,
     listener: TcpListener,
     shutdown: CancellationToken,
+    local: LocalServers,
 ) -> anyhow::Result<()> {
     metrics::handle();
     let pool = pai_common::db::pool(&settings.database)?;
-    let (app, state) = build(&settings, pool)?;
+    let (app, state) = build(&settings, pool, &local)?;
 
     let feed = state.feed.clone();
     let revocations = Arc::clone(&state.revocations);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use pai_common::JwtKeys;
+use pai_common::grpc::GrpcChannel;
 use pai_common::revocation::{FeedClient, RevocationSet};
 use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
@@ -10,7 +11,6 @@ use pai_proto::v1::auth_service_client::AuthServiceClient;
 use pai_proto::v1::document_service_client::DocumentServiceClient;
 use pai_proto::v1::search_service_client::SearchServiceClient;
 use tonic::Request;
-use tonic::transport::Channel;
 
 use crate::ratelimit::Limits;
 use crate::readiness::Readiness;
@@ -37,11 +37,11 @@ pub struct Shared {
     pub keys: Arc<JwtKeys>,
     pub revocations: Arc<RevocationSet>,
     pub limits: Limits,
-    pub auth: AuthServiceClient<Channel>,
-    pub account: RoundRobin<AccountServiceClient<Channel>>,
-    pub admin: AdminServiceClient<Channel>,
-    pub documents: DocumentServiceClient<Channel>,
-    pub search: SearchServiceClient<Channel>,
+    pub auth: AuthServiceClient<GrpcChannel>,
+    pub account: RoundRobin<AccountServiceClient<GrpcChannel>>,
+    pub admin: AdminServiceClient<GrpcChannel>,
+    pub documents: DocumentServiceClient<GrpcChannel>,
+    pub search: SearchServiceClient<GrpcChannel>,
     /// The auth service's revocation feed.
     pub feed: FeedClient,
     pub readiness: Arc<Readiness>,

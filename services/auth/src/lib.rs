@@ -26,6 +26,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 pub use crate::error::AuthError;
 use crate::password::{Argon2Settings, Hasher, PasswordPolicy};
@@ -121,51 +122,83 @@ pub fn build(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<AuthServic
     })
 }
 
-/// Serves the auth gRPC API on `listener` until `shutdown` is cancelled,
-/// with the outbox relay and the revocation-feed pruner beside it.
+/// The auth gRPC API: its routes, served on a listener and callable in
+/// process by co-located services, and the work that runs beside them.
+pub struct Server {
+    routes: Routes,
+    pool: PgPool,
+    amqp: AmqpSettings,
+}
+
+impl Server {
+    pub fn new(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<Self> {
+        let service = Arc::new(build(settings, pool.clone())?);
+        let keys = Arc::clone(&service.keys);
+        let handlers = grpc::Grpc { service };
+        let routes = Routes::new(AuthServiceServer::new(handlers.clone()))
+            .add_service(AccountServiceServer::with_interceptor(
+                handlers.clone(),
+                RequireUser::new(Arc::clone(&keys)),
+            ))
+            .add_service(AdminServiceServer::with_interceptor(
+                handlers.clone(),
+                RequireUser::new(Arc::clone(&keys)).admin_only(),
+            ))
+            .add_service(AuthInternalServer::with_interceptor(
+                handlers,
+                RequireService::new(keys),
+            ))
+            .prepare();
+        Ok(Self {
+            routes,
+            pool,
+            amqp: settings.amqp.clone(),
+        })
+    }
+
+    /// The gRPC routes, for [`pai_common::grpc::LocalServers`].
+    pub fn routes(&self) -> Routes {
+        self.routes.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled, with the outbox
+    /// relay and the revocation-feed pruner beside it.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let relay = OutboxRelay::new(self.pool.clone(), "auth.outbox", self.amqp);
+        let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+        let pruner_task = tokio::spawn(prune_revocations(self.pool, shutdown.clone()));
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<AuthServiceServer<grpc::Grpc>>().await;
+        tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
+        let result = tonic::transport::Server::builder()
+            .add_routes(self.routes.add_service(health_service))
+            .serve_with_incoming_shutdown(
+                grpc_util::incoming(listener),
+                shutdown.clone().cancelled_owned(),
+            )
+            .await
+            .context("auth gRPC server");
+        shutdown.cancel();
+        let _ = tokio::join!(relay_task, pruner_task);
+        result
+    }
+}
+
+/// Serves the auth gRPC API on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     settings: AuthSettings,
     pool: PgPool,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let service = Arc::new(build(&settings, pool.clone())?);
-    let keys = Arc::clone(&service.keys);
-    let handlers = grpc::Grpc {
-        service: Arc::clone(&service),
-    };
-
-    let relay = OutboxRelay::new(pool.clone(), "auth.outbox", settings.amqp.clone());
-    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
-    let pruner_task = tokio::spawn(prune_revocations(pool, shutdown.clone()));
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<AuthServiceServer<grpc::Grpc>>().await;
-    tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
-    let result = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(AuthServiceServer::new(handlers.clone()))
-        .add_service(AccountServiceServer::with_interceptor(
-            handlers.clone(),
-            RequireUser::new(Arc::clone(&keys)),
-        ))
-        .add_service(AdminServiceServer::with_interceptor(
-            handlers.clone(),
-            RequireUser::new(Arc::clone(&keys)).admin_only(),
-        ))
-        .add_service(AuthInternalServer::with_interceptor(
-            handlers,
-            RequireService::new(keys),
-        ))
-        .serve_with_incoming_shutdown(
-            grpc_util::incoming(listener),
-            shutdown.clone().cancelled_owned(),
-        )
+    Server::new(&settings, pool)?
+        .serve(listener, shutdown)
         .await
-        .context("auth gRPC server");
-    shutdown.cancel();
-    let _ = tokio::join!(relay_task, pruner_task);
-    result
 }
 
 async fn prune_revocations(pool: PgPool, shutdown: CancellationToken) {
