@@ -1,8 +1,8 @@
 //! Starts any set of pai's services in this process, each on its own
-//! listener as it would run in a cluster. The gateway calls the auth
-//! service started beside it in process (still gRPC: the same codecs,
-//! metadata, interceptors and status codes, without HTTP/2 over loopback);
-//! everything else talks gRPC over loopback.
+//! listener as it would run in a cluster. Services started together call
+//! each other in process (`LocalServers`: still gRPC, with the same codecs,
+//! metadata, interceptors and status codes, but no HTTP/2 over loopback);
+//! the listeners serve everyone else.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -149,9 +149,9 @@ impl Stack {
                 search.inference_url = format!("http://{addr}");
             }
             stack.inference_addr = Some(addr);
-            let token = shutdown.clone();
+            let (token, local) = (shutdown.clone(), local.clone());
             tasks.spawn(async move {
-                let result = pai_inference::serve(settings, listener, token).await;
+                let result = pai_inference::serve(settings, listener, token, local).await;
                 (Service::Inference, result)
             });
         }
@@ -165,9 +165,9 @@ impl Stack {
             }
             stack.search_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
-            let token = shutdown.clone();
+            let (token, local) = (shutdown.clone(), local.clone());
             tasks.spawn(async move {
-                let result = pai_search::serve(settings, pool, listener, token).await;
+                let result = pai_search::serve(settings, pool, listener, token, local).await;
                 (Service::Search, result)
             });
         }
@@ -178,25 +178,22 @@ impl Stack {
             }
             stack.documents_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
-            let token = shutdown.clone();
+            let (token, local) = (shutdown.clone(), local.clone());
             tasks.spawn(async move {
-                let result = pai_documents::serve(settings, pool, listener, token).await;
+                let result = pai_documents::serve(settings, pool, listener, token, local).await;
                 (Service::Documents, result)
             });
         }
         if let Some(settings) = auth {
             let (listener, addr) = bind(&addrs.auth_listen, "AUTH_GRPC_ADDR").await?;
-            let url = format!("http://{addr}");
+            if let Some(gateway) = gateway.as_mut() {
+                gateway.services.auth_url = format!("http://{addr}");
+            }
             stack.auth_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
-            let server = pai_auth::Server::new(&settings, pool)?;
-            local.register(&url, server.routes());
-            if let Some(gateway) = gateway.as_mut() {
-                gateway.services.auth_url = url;
-            }
-            let token = shutdown.clone();
+            let (token, local) = (shutdown.clone(), local.clone());
             tasks.spawn(async move {
-                let result = server.serve(listener, token).await;
+                let result = pai_auth::serve(settings, pool, listener, token, local).await;
                 (Service::Auth, result)
             });
         }

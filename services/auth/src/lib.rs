@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pai_common::amqp::OutboxRelay;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
+use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService, RequireUser};
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_proto::v1::{
@@ -122,8 +123,7 @@ pub fn build(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<AuthServic
     })
 }
 
-/// The auth gRPC API: its routes, served on a listener and callable in
-/// process by co-located services, and the work that runs beside them.
+/// The auth gRPC API and the work that runs beside it.
 pub struct Server {
     routes: Routes,
     pool: PgPool,
@@ -156,18 +156,16 @@ impl Server {
         })
     }
 
-    /// The gRPC routes, for [`pai_common::grpc::LocalServers`].
-    pub fn routes(&self) -> Routes {
-        self.routes.clone()
-    }
-
-    /// Serves on `listener` until `shutdown` is cancelled, with the outbox
-    /// relay and the revocation-feed pruner beside it.
+    /// Serves on `listener`, and to co-located clients through `local`,
+    /// until `shutdown` is cancelled, with the outbox relay and the
+    /// revocation-feed pruner beside it.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
+        local: &LocalServers,
     ) -> anyhow::Result<()> {
+        grpc_util::register_local(local, &listener, &self.routes)?;
         let relay = OutboxRelay::new(self.pool.clone(), "auth.outbox", self.amqp);
         let relay_task = tokio::spawn(relay.run(shutdown.clone()));
         let pruner_task = tokio::spawn(prune_revocations(self.pool, shutdown.clone()));
@@ -189,15 +187,17 @@ impl Server {
     }
 }
 
-/// Serves the auth gRPC API on `listener` until `shutdown` is cancelled.
+/// Serves the auth gRPC API on `listener` (and through `local`) until
+/// `shutdown` is cancelled.
 pub async fn serve(
     settings: AuthSettings,
     pool: PgPool,
     listener: TcpListener,
     shutdown: CancellationToken,
+    local: LocalServers,
 ) -> anyhow::Result<()> {
     Server::new(&settings, pool)?
-        .serve(listener, shutdown)
+        .serve(listener, shutdown, &local)
         .await
 }
 
@@ -211,5 +211,40 @@ async fn prune_revocations(pool: PgPool, shutdown: CancellationToken) {
         if let Err(err) = repo::prune_revocations(&pool).await {
             tracing::warn!(error = %err, "pruning the revocation feed failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pai_proto::v1::Empty;
+    use pai_proto::v1::account_service_client::AccountServiceClient;
+
+    use super::*;
+
+    /// A co-located client reaches the server's own routes, interceptor
+    /// included: no token, or a forged one, is refused before any query.
+    #[tokio::test]
+    async fn in_process_calls_are_still_verified() {
+        let env = Env::from_pairs([("JWT_SECRET_KEY", "local-test-secret-local-test-secret")]);
+        let settings = AuthSettings::from_env(&env).unwrap();
+        // Never connected: the interceptor answers before a handler runs.
+        let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let server = Server::new(&settings, pool).unwrap();
+        let local = LocalServers::default();
+        let url = "http://auth.in-process.test:1";
+        local.register(url, server.routes.clone());
+
+        let mut client = AccountServiceClient::new(local.channel(url).unwrap());
+        let status = client.get_profile(Empty {}).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+
+        let forged = pai_common::identity::with_bearer(tonic::Request::new(Empty {}), "e30.e30.x");
+        let status = client.get_profile(forged).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+
+        // A URL nobody registered goes over the network (and finds nothing).
+        let mut remote = AccountServiceClient::new(local.channel("http://127.0.0.1:1").unwrap());
+        let status = remote.get_profile(Empty {}).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     }
 }

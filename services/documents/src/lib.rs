@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pai_common::amqp::OutboxRelay;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
+use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireUser, ServiceCredential};
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_extract::Limits;
@@ -25,6 +26,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use crate::blob::BlobStore;
 pub use crate::service::{DocumentsCore, Extractor};
@@ -88,15 +90,18 @@ impl DocumentsSettings {
 }
 
 /// Serves the documents API, the ingest worker, the outbox relay and the
-/// `user.deleted` consumer until `shutdown` is cancelled.
+/// `user.deleted` consumer until `shutdown` is cancelled. Co-located
+/// services call it through `local`, and it calls search through it.
 pub async fn serve(
     settings: DocumentsSettings,
     pool: PgPool,
     listener: TcpListener,
     shutdown: CancellationToken,
+    local: LocalServers,
 ) -> anyhow::Result<()> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let channel = grpc_util::channel(&settings.search_url)
+    let channel = local
+        .channel(&settings.search_url)
         .with_context(|| format!("SEARCH_URL {:?}", settings.search_url))?;
     let search = SearchInternalClient::with_interceptor(
         channel,
@@ -141,14 +146,15 @@ pub async fn serve(
     health
         .set_serving::<DocumentServiceServer<grpc::Grpc>>()
         .await;
+    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
+        DocumentServiceServer::new(grpc::Grpc { core }).max_decoding_message_size(4 * 1024 * 1024),
+        RequireUser::new(keys),
+    ))
+    .prepare();
+    grpc_util::register_local(&local, &listener, &routes)?;
     tracing::info!(addr = ?listener.local_addr().ok(), "documents service listening");
     let result = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            DocumentServiceServer::new(grpc::Grpc { core })
-                .max_decoding_message_size(4 * 1024 * 1024),
-            RequireUser::new(keys),
-        ))
+        .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(
             grpc_util::incoming(listener),
             shutdown.clone().cancelled_owned(),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use pai_common::grpc::GrpcChannel;
 use pai_common::identity::ServiceCredential;
 use pai_common::telemetry::{INGEST_STAGE_SECONDS, stage_done};
 use pai_extract::{Category, ExtractError, Limits};
@@ -12,14 +13,13 @@ use pai_proto::v1::{ChunkInput, DeleteSourceRequest, IndexChunksRequest};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::blob::{BlobStore, Incoming};
 use crate::error::{DocumentsError, Result};
 use crate::repo::{self, DocumentRow, ListFilter, NewDocument};
 
-pub type SearchClient = SearchInternalClient<InterceptedService<Channel, ServiceCredential>>;
+pub type SearchClient = SearchInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
 /// The routing key of ingest jobs on the events exchange.
 pub const INGEST_ROUTING_KEY: &str = "ingest.document";

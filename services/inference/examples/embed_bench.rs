@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use pai_common::Env;
+use pai_common::grpc::LocalServers;
 use pai_common::grpc::{bind, channel};
 use pai_common::identity::{JwtKeys, ServiceCredential};
 use pai_inference::{Embedder, InferenceSettings, MAX_TEXTS_PER_REQUEST, Precision, serve};
@@ -91,7 +92,13 @@ async fn main() -> anyhow::Result<()> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
     let (listener, addr) = bind("127.0.0.1:0").await?;
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(settings, listener, shutdown.clone()));
+    // Its own LocalServers: the client below goes over loopback TCP.
+    let server = tokio::spawn(serve(
+        settings,
+        listener,
+        shutdown.clone(),
+        LocalServers::default(),
+    ));
     let client = InferenceInternalClient::with_interceptor(
         channel(&format!("http://{addr}"))?,
         ServiceCredential::new(keys, "bench"),

@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use pai_common::config::{Env, JwtSettings};
+use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService};
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_proto::v1::inference_internal_server::InferenceInternalServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 pub use crate::batcher::{BatchSizes, Batcher, Priority};
 pub use crate::embedder::{Embedder, MAX_BATCH, MAX_TOKENS, Precision};
@@ -86,10 +88,12 @@ pub async fn load_embedder(settings: &InferenceSettings) -> anyhow::Result<Arc<E
 /// Serves `InferenceInternal` (service credentials only) and tonic-health on
 /// `listener` until `shutdown` is cancelled; health reports serving once the
 /// model is loaded.
+/// Co-located services call it through `local`.
 pub async fn serve(
     settings: InferenceSettings,
     listener: TcpListener,
     shutdown: CancellationToken,
+    local: LocalServers,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let embedder = load_embedder(&settings).await?;
@@ -104,12 +108,14 @@ pub async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), model = %settings.embedding_model_path.display(), "inference service listening");
     let inference =
         InferenceInternalServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
+        inference,
+        RequireService::new(keys),
+    ))
+    .prepare();
+    grpc_util::register_local(&local, &listener, &routes)?;
     tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            inference,
-            RequireService::new(keys),
-        ))
+        .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(grpc_util::incoming(listener), shutdown.cancelled_owned())
         .await
         .context("inference gRPC server")

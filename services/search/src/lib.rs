@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
+use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
@@ -24,6 +25,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 pub use crate::service::{Mode, SearchCore};
 
@@ -52,9 +54,16 @@ impl SearchSettings {
 }
 
 /// Opens the indexes (catching them up with `search.chunks`).
-pub async fn open(settings: &SearchSettings, pool: PgPool) -> anyhow::Result<SearchCore> {
+/// Embeddings come from the inference service, in process when `local`
+/// has it.
+pub async fn open(
+    settings: &SearchSettings,
+    pool: PgPool,
+    local: &LocalServers,
+) -> anyhow::Result<SearchCore> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let channel = grpc_util::channel(&settings.inference_url)
+    let channel = local
+        .channel(&settings.inference_url)
         .with_context(|| format!("INFERENCE_URL {:?}", settings.inference_url))?;
     let embedder =
         InferenceInternalClient::with_interceptor(channel, ServiceCredential::new(keys, "search"))
@@ -65,14 +74,16 @@ pub async fn open(settings: &SearchSettings, pool: PgPool) -> anyhow::Result<Sea
 }
 
 /// Serves search on `listener` until `shutdown` is cancelled, and erases
-/// the data of every user whose `user.deleted` event arrives.
+/// the data of every user whose `user.deleted` event arrives. Co-located
+/// services call it through `local`.
 pub async fn serve(
     settings: SearchSettings,
     pool: PgPool,
     listener: TcpListener,
     shutdown: CancellationToken,
+    local: LocalServers,
 ) -> anyhow::Result<()> {
-    let core = Arc::new(open(&settings, pool).await?);
+    let core = Arc::new(open(&settings, pool, &local).await?);
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
     let handlers = grpc::Grpc {
         core: Arc::clone(&core),
@@ -95,17 +106,19 @@ pub async fn serve(
     health
         .set_serving::<SearchServiceServer<grpc::Grpc>>()
         .await;
+    let routes = Routes::new(SearchServiceServer::with_interceptor(
+        handlers.clone(),
+        RequireUser::new(Arc::clone(&keys)),
+    ))
+    .add_service(tonic::service::interceptor::InterceptedService::new(
+        SearchInternalServer::new(handlers).max_decoding_message_size(64 * 1024 * 1024),
+        RequireService::new(keys),
+    ))
+    .prepare();
+    grpc_util::register_local(&local, &listener, &routes)?;
     tracing::info!(addr = ?listener.local_addr().ok(), "search service listening");
     let result = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(SearchServiceServer::with_interceptor(
-            handlers.clone(),
-            RequireUser::new(Arc::clone(&keys)),
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            SearchInternalServer::new(handlers).max_decoding_message_size(64 * 1024 * 1024),
-            RequireService::new(keys),
-        ))
+        .add_routes(routes.add_service(health_service))
         .serve_with_incoming_shutdown(
             grpc_util::incoming(listener),
             shutdown.clone().cancelled_owned(),

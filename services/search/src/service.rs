@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pai_common::grpc::GrpcChannel;
 use pai_common::identity::ServiceCredential;
 use pai_common::telemetry::{INGEST_STAGE_SECONDS, SEARCH_STAGE_SECONDS, stage_done};
 use pai_proto::v1::EmbedRequest;
@@ -13,7 +14,6 @@ use pai_proto::v1::embed_request::Priority;
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
 use sqlx::PgPool;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::error::{Result, SearchError};
@@ -27,7 +27,7 @@ const RRF_K: f32 = 60.0;
 const EMBED_BATCH: usize = 64;
 const REBUILD_PAGE: i64 = 2_000;
 
-pub type Embedder = InferenceInternalClient<InterceptedService<Channel, ServiceCredential>>;
+pub type Embedder = InferenceInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

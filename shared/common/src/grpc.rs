@@ -10,8 +10,11 @@
 //! and two trips through the kernel's loopback.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -33,33 +36,82 @@ pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<B
 pub struct ChannelError(BoxError);
 
 /// gRPC servers running in this process, by the URL clients would dial.
+///
+/// A server registers its routes when it starts serving; a channel made
+/// before that (services start in any order) uses them from then on, and the
+/// connection to the URL until then.
 #[derive(Clone, Default)]
-pub struct LocalServers(Arc<RwLock<HashMap<String, Routes>>>);
+pub struct LocalServers(Arc<Mutex<HashMap<String, Arc<OnceLock<Routes>>>>>);
 
 impl LocalServers {
-    /// Makes `routes` answer calls to `url` made through [`Self::channel`].
+    fn slot(&self, url: &str) -> Arc<OnceLock<Routes>> {
+        let mut servers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(servers.entry(url.to_owned()).or_default())
+    }
+
+    /// Makes `routes` answer the calls to `url` made through [`Self::channel`].
     pub fn register(&self, url: &str, routes: Routes) {
-        if let Ok(mut servers) = self.0.write() {
-            servers.insert(url.to_owned(), routes);
+        if self.slot(url).set(routes).is_err() {
+            tracing::warn!(
+                url,
+                "a server is already registered at this URL; keeping it"
+            );
         }
     }
 
-    /// A channel to `url`: in process when a server registered it, else a
+    /// A channel to `url`: in process once a server registered it, else a
     /// lazily connecting connection.
     pub fn channel(&self, url: &str) -> Result<GrpcChannel, tonic::transport::Error> {
-        let local = self
-            .0
-            .read()
-            .ok()
-            .and_then(|servers| servers.get(url).cloned());
-        Ok(match local {
+        Ok(BoxCloneSyncService::new(LocalFirst {
+            local: self.slot(url),
+            remote: channel(url)?,
+        }))
+    }
+}
+
+/// Registers `routes` at the URL clients dial for `listener`'s address.
+pub fn register_local(
+    local: &LocalServers,
+    listener: &TcpListener,
+    routes: &Routes,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    local.register(&format!("http://{addr}"), routes.clone());
+    Ok(())
+}
+
+#[derive(Clone)]
+struct LocalFirst {
+    local: Arc<OnceLock<Routes>>,
+    remote: Channel,
+}
+
+impl tower::Service<http::Request<Body>> for LocalFirst {
+    type Response = http::Response<Body>;
+    type Error = ChannelError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ChannelError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ChannelError>> {
+        if self.local.get().is_some() {
+            // A server's routes are always ready.
+            return Poll::Ready(Ok(()));
+        }
+        self.remote
+            .poll_ready(cx)
+            .map_err(|e| ChannelError(e.into()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self.local.get() {
             Some(routes) => {
-                BoxCloneSyncService::new(ServiceExt::<http::Request<Body>>::map_err(routes, |e| {
-                    ChannelError(e.into())
-                }))
+                let call = routes.clone().oneshot(request);
+                Box::pin(async move { call.await.map_err(|e| ChannelError(e.into())) })
             }
-            None => BoxCloneSyncService::new(channel(url)?.map_err(|e| ChannelError(e.into()))),
-        })
+            None => {
+                let call = self.remote.call(request);
+                Box::pin(async move { call.await.map_err(|e| ChannelError(e.into())) })
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pai_common::Env;
-use pai_common::grpc::{bind, channel};
+use pai_common::grpc::{LocalServers, bind, channel};
 use pai_common::identity::{JwtKeys, ServiceCredential};
 use pai_inference::{InferenceSettings, MAX_TEXTS_PER_REQUEST, serve};
 use pai_proto::v1::embed_request::Priority;
@@ -43,7 +43,12 @@ impl TestServer {
         let keys = Arc::new(JwtKeys::new(&settings.jwt));
         let (listener, addr) = bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(settings, listener, shutdown.clone()));
+        tokio::spawn(serve(
+            settings,
+            listener,
+            shutdown.clone(),
+            LocalServers::default(),
+        ));
         Self {
             url: format!("http://{addr}"),
             keys,
