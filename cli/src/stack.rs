@@ -132,7 +132,7 @@ impl Stack {
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let local = LocalServers::default();
+        let local = LocalServers::new(addrs.in_process_calls);
         let mut stack = Self {
             gateway_addr: None,
             auth_addr: None,

@@ -1,12 +1,12 @@
 //! Password hashing (argon2id on a bounded blocking pool) and the password
 //! policy (minimum length, common passwords).
 
-use std::sync::{Arc, Mutex};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::error::{AuthError, Result};
 
@@ -38,8 +38,9 @@ impl Argon2Settings {
 
 /// The working memory of one argon2 computation (`memory_kib` blocks of
 /// 1 KiB). Allocating and filling 19 MiB for every login costs as much as a
-/// tenth of the hash itself, so each permit keeps one and reuses it: argon2
-/// writes every block before it reads it, so old contents never matter.
+/// tenth of the hash itself, so each hashing thread keeps one and reuses it:
+/// argon2 writes every block before it reads it, so old contents never
+/// matter.
 pub struct Memory(Box<[Block]>);
 
 impl Memory {
@@ -48,14 +49,17 @@ impl Memory {
     }
 }
 
-/// Hashes and verifies passwords off the async workers, at most one hash per
-/// core at a time so a login burst never stalls other requests or memory.
+/// A password job for a hashing thread.
+type Job = Box<dyn FnOnce(&Argon2<'static>, &mut Memory) + Send>;
+
+/// Hashes and verifies passwords on one dedicated thread per core, off the
+/// async workers, so a login burst never stalls other requests or memory.
+/// Each thread keeps its working memory and takes the next queued job as
+/// soon as it finishes one: no hand-off through the async runtime between
+/// two hashes, and the memory stays warm on the thread that uses it.
 #[derive(Clone)]
 pub struct Hasher {
-    argon2: Arc<Argon2<'static>>,
-    permits: Arc<Semaphore>,
-    /// One working memory per permit, handed to the hash that holds it.
-    memories: Arc<Mutex<Vec<Memory>>>,
+    jobs: crossbeam_channel::Sender<Job>,
     /// A real hash of a random password, verified for unknown logins so they
     /// take as long as known ones.
     dummy: Arc<str>,
@@ -65,14 +69,31 @@ impl Hasher {
     pub fn new(settings: Argon2Settings) -> Result<Self> {
         let argon2 = settings.argon2()?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let mut memory = Memory::new(&argon2);
-        let dummy = hash_with(&argon2, &mut memory, &uuid::Uuid::new_v4().to_string())?;
-        let mut memories = vec![memory];
-        memories.resize_with(cores, || Memory::new(&argon2));
+        let dummy = hash_with(
+            &argon2,
+            &mut Memory::new(&argon2),
+            &uuid::Uuid::new_v4().to_string(),
+        )?;
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        for i in 0..cores {
+            let (argon2, queue) = (argon2.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    let mut memory = Memory::new(&argon2);
+                    // Ends when every `Hasher` clone is dropped. A panicking
+                    // job fails its caller, not the thread.
+                    for job in queue {
+                        let run = AssertUnwindSafe(|| job(&argon2, &mut memory));
+                        if std::panic::catch_unwind(run).is_err() {
+                            tracing::error!("a password job panicked");
+                        }
+                    }
+                })
+                .map_err(hash_error)?;
+        }
         Ok(Self {
-            argon2: Arc::new(argon2),
-            permits: Arc::new(Semaphore::new(cores)),
-            memories: Arc::new(Mutex::new(memories)),
+            jobs,
             dummy: dummy.into(),
         })
     }
@@ -81,24 +102,16 @@ impl Hasher {
         &self,
         work: impl FnOnce(&Argon2<'static>, &mut Memory) -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |argon2, memory| {
+                // The caller may have gone (a dropped request): nothing to do.
+                let _ = done.send(work(argon2, memory));
+            }))
+            .map_err(|_| AuthError::Hash("the hashing threads have stopped".to_owned()))?;
+        result
             .await
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
-        // A permit guarantees a free memory, unless a hash panicked with one.
-        let memory = self.memories.lock().ok().and_then(|mut free| free.pop());
-        let argon2 = Arc::clone(&self.argon2);
-        let (result, memory) = tokio::task::spawn_blocking(move || {
-            let mut memory = memory.unwrap_or_else(|| Memory::new(&argon2));
-            (work(&argon2, &mut memory), memory)
-        })
-        .await
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
-        if let Ok(mut free) = self.memories.lock() {
-            free.push(memory);
-        }
-        Ok(result)
+            .map_err(|_| AuthError::Hash("a hashing thread failed".to_owned()))
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {

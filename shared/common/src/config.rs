@@ -194,6 +194,9 @@ pub struct ServiceAddrs {
     pub search_url: String,
     pub inference_listen: String,
     pub inference_url: String,
+    /// Whether services started in one process call each other in process
+    /// (`IN_PROCESS_CALLS`, default true) rather than over loopback.
+    pub in_process_calls: bool,
 }
 
 impl ServiceAddrs {
@@ -207,6 +210,7 @@ impl ServiceAddrs {
             search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
             inference_listen: env.string("INFERENCE_GRPC_ADDR", "127.0.0.1:50055"),
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
+            in_process_calls: env.parse("IN_PROCESS_CALLS", true)?,
         })
     }
 }
