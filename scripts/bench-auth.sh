@@ -9,6 +9,8 @@
 set -euo pipefail
 
 DURATION=${BENCH_SECONDS:-10}
+# Logins in flight in phase 2 (the storm of phase 3 always uses 8).
+LOGIN_CONNECTIONS=${BENCH_LOGIN_CONNECTIONS:-8}
 TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/pai/target}/release
 PAI=$TARGET/pai
 ADMIN_URL=${PAI_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
@@ -73,10 +75,10 @@ pgbench -S -c 64 -j 2 -T "$DURATION" "$BASE/${DB}_pg" >"$WORK/pgbench.txt" 2>/de
 PROFILE_RPS=$(rps "$WORK/profile.txt")
 PG_TPS=$(awk '/^tps/ { printf "%.0f", $3 }' "$WORK/pgbench.txt")
 
-echo "== 2. logins/s (8 connections) vs raw argon2id"
+echo "== 2. logins/s ($LOGIN_CONNECTIONS connections) vs raw argon2id"
 RAW=$("$TARGET/examples/argon2_rate" "$DURATION" | awk '{ print $(NF-1) }')
 perf_during login
-wrk -t2 -c8 -d"${DURATION}s" -s "$WORK/login.lua" "$URL/api/auth/login" >"$WORK/login.txt"
+wrk -t2 -c"$LOGIN_CONNECTIONS" -d"${DURATION}s" -s "$WORK/login.lua" "$URL/api/auth/login" >"$WORK/login.txt"
 [ -z "${PERF_PID:-}" ] || wait "$PERF_PID"
 LOGIN_RPS=$(awk '/Requests\/sec/ { printf "%.1f", $2 }' "$WORK/login.txt")
 
