@@ -111,8 +111,9 @@ fn build(
     let auth_calls = local
         .channel(auth_url)
         .with_context(|| format!("AUTH_URL {auth_url:?}"))?;
-    let auth_channel = pai_common::grpc::channel(&settings.services.auth_url)
-        .with_context(|| format!("AUTH_URL {:?}", settings.services.auth_url))?;
+    // Readiness and the revocation feed go over the network.
+    let auth_channel =
+        pai_common::grpc::channel(auth_url).with_context(|| format!("AUTH_URL {auth_url:?}"))?;
     let documents_channel = pai_common::grpc::channel(&settings.services.documents_url)
         .with_context(|| format!("DOCUMENTS_URL {:?}", settings.services.documents_url))?;
     let search_channel = pai_common::grpc::channel(&settings.services.search_url)

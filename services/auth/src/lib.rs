@@ -123,72 +123,28 @@ pub fn build(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<AuthServic
     })
 }
 
-/// The auth gRPC API and the work that runs beside it.
-pub struct Server {
-    routes: Routes,
-    pool: PgPool,
-    amqp: AmqpSettings,
+/// The auth gRPC API: its four services behind their access rules.
+fn routes(service: Arc<AuthService>) -> Routes {
+    let keys = Arc::clone(&service.keys);
+    let handlers = grpc::Grpc { service };
+    Routes::new(AuthServiceServer::new(handlers.clone()))
+        .add_service(AccountServiceServer::with_interceptor(
+            handlers.clone(),
+            RequireUser::new(Arc::clone(&keys)),
+        ))
+        .add_service(AdminServiceServer::with_interceptor(
+            handlers.clone(),
+            RequireUser::new(Arc::clone(&keys)).admin_only(),
+        ))
+        .add_service(AuthInternalServer::with_interceptor(
+            handlers,
+            RequireService::new(keys),
+        ))
 }
 
-impl Server {
-    pub fn new(settings: &AuthSettings, pool: PgPool) -> anyhow::Result<Self> {
-        let service = Arc::new(build(settings, pool.clone())?);
-        let keys = Arc::clone(&service.keys);
-        let handlers = grpc::Grpc { service };
-        let routes = Routes::new(AuthServiceServer::new(handlers.clone()))
-            .add_service(AccountServiceServer::with_interceptor(
-                handlers.clone(),
-                RequireUser::new(Arc::clone(&keys)),
-            ))
-            .add_service(AdminServiceServer::with_interceptor(
-                handlers.clone(),
-                RequireUser::new(Arc::clone(&keys)).admin_only(),
-            ))
-            .add_service(AuthInternalServer::with_interceptor(
-                handlers,
-                RequireService::new(keys),
-            ))
-            .prepare();
-        Ok(Self {
-            routes,
-            pool,
-            amqp: settings.amqp.clone(),
-        })
-    }
-
-    /// Serves on `listener`, and to co-located clients through `local`,
-    /// until `shutdown` is cancelled, with the outbox relay and the
-    /// revocation-feed pruner beside it.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: CancellationToken,
-        local: &LocalServers,
-    ) -> anyhow::Result<()> {
-        grpc_util::register_local(local, &listener, &self.routes)?;
-        let relay = OutboxRelay::new(self.pool.clone(), "auth.outbox", self.amqp);
-        let relay_task = tokio::spawn(relay.run(shutdown.clone()));
-        let pruner_task = tokio::spawn(prune_revocations(self.pool, shutdown.clone()));
-
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<AuthServiceServer<grpc::Grpc>>().await;
-        tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
-        let result = tonic::transport::Server::builder()
-            .add_routes(self.routes.add_service(health_service))
-            .serve_with_incoming_shutdown(
-                grpc_util::incoming(listener),
-                shutdown.clone().cancelled_owned(),
-            )
-            .await
-            .context("auth gRPC server");
-        shutdown.cancel();
-        let _ = tokio::join!(relay_task, pruner_task);
-        result
-    }
-}
-
-/// Serves the auth gRPC API on `listener` (and through `local`) until
-/// `shutdown` is cancelled.
+/// Serves the auth gRPC API on `listener`, and to co-located services
+/// through `local`, until `shutdown` is cancelled, with the outbox relay and
+/// the revocation-feed pruner beside it.
 pub async fn serve(
     settings: AuthSettings,
     pool: PgPool,
@@ -196,9 +152,24 @@ pub async fn serve(
     shutdown: CancellationToken,
     local: LocalServers,
 ) -> anyhow::Result<()> {
-    Server::new(&settings, pool)?
-        .serve(listener, shutdown, &local)
-        .await
+    let service = Arc::new(build(&settings, pool.clone())?);
+    let relay = OutboxRelay::new(pool.clone(), "auth.outbox", settings.amqp.clone());
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let pruner_task = tokio::spawn(prune_revocations(pool, shutdown.clone()));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AuthServiceServer<grpc::Grpc>>().await;
+    let result = grpc_util::serve(
+        "auth",
+        routes(service).add_service(health_service),
+        listener,
+        &local,
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    let _ = tokio::join!(relay_task, pruner_task);
+    result
 }
 
 async fn prune_revocations(pool: PgPool, shutdown: CancellationToken) {
@@ -229,10 +200,9 @@ mod tests {
         let settings = AuthSettings::from_env(&env).unwrap();
         // Never connected: the interceptor answers before a handler runs.
         let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
-        let server = Server::new(&settings, pool).unwrap();
         let local = LocalServers::default();
         let url = "http://auth.in-process.test:1";
-        local.register(url, server.routes.clone());
+        local.register(url, routes(Arc::new(build(&settings, pool).unwrap())));
 
         let mut client = AccountServiceClient::new(local.channel(url).unwrap());
         let status = client.get_profile(Empty {}).await.unwrap_err();

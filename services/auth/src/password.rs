@@ -1,5 +1,5 @@
-//! Password hashing (argon2id on a bounded blocking pool) and the password
-//! policy (minimum length, common passwords).
+//! Password hashing (argon2id on one dedicated thread per core) and the
+//! password policy (minimum length, common passwords).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ impl Default for Argon2Settings {
 impl Argon2Settings {
     pub fn argon2(&self) -> Result<Argon2<'static>> {
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
+            .map_err(hash_error)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 }
@@ -147,12 +147,13 @@ pub fn hash_with(argon2: &Argon2<'_>, memory: &mut Memory, password: &str) -> Re
         .as_salt()
         .decode_b64(&mut salt_bytes)
         .map_err(hash_error)?;
-    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-        argon2
-            .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut memory.0[..])
-            .map_err(|_| argon2::password_hash::Error::Password)
-    })
-    .map_err(hash_error)?;
+    let output = compute(
+        argon2,
+        memory,
+        password,
+        salt_bytes,
+        Params::DEFAULT_OUTPUT_LEN,
+    )?;
     let hash = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
@@ -183,22 +184,30 @@ pub fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> Result<
     let argon2 = Argon2::new(algorithm, version, params);
     let mut salt_bytes = [0u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(hash_error)?;
-    let computed = Output::init_with(expected.len(), |out| {
-        let hashed = if memory.0.len() >= argon2.params().block_count() {
-            argon2.hash_password_into_with_memory(
-                password.as_bytes(),
-                salt_bytes,
-                out,
-                &mut memory.0[..],
-            )
-        } else {
-            argon2.hash_password_into(password.as_bytes(), salt_bytes, out)
-        };
-        hashed.map_err(|_| argon2::password_hash::Error::Password)
-    })
-    .map_err(hash_error)?;
+    let computed = compute(&argon2, memory, password, salt_bytes, expected.len())?;
     // `Output`'s equality is constant-time.
     Ok(computed == expected)
+}
+
+/// Runs `argon2` into an output of `len` bytes: in `memory` when it is
+/// large enough for the cost (a stored hash may ask for more than the
+/// current settings), else in a fresh allocation.
+fn compute(
+    argon2: &Argon2<'_>,
+    memory: &mut Memory,
+    password: &str,
+    salt: &[u8],
+    len: usize,
+) -> Result<Output> {
+    Output::init_with(len, |out| {
+        let hashed = if memory.0.len() >= argon2.params().block_count() {
+            argon2.hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory.0[..])
+        } else {
+            argon2.hash_password_into(password.as_bytes(), salt, out)
+        };
+        hashed.map_err(Into::into)
+    })
+    .map_err(hash_error)
 }
 
 /// The most common passwords of public breach lists, lowercased.

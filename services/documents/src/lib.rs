@@ -149,18 +149,15 @@ pub async fn serve(
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
         DocumentServiceServer::new(grpc::Grpc { core }).max_decoding_message_size(4 * 1024 * 1024),
         RequireUser::new(keys),
-    ))
-    .prepare();
-    grpc_util::register_local(&local, &listener, &routes)?;
-    tracing::info!(addr = ?listener.local_addr().ok(), "documents service listening");
-    let result = tonic::transport::Server::builder()
-        .add_routes(routes.add_service(health_service))
-        .serve_with_incoming_shutdown(
-            grpc_util::incoming(listener),
-            shutdown.clone().cancelled_owned(),
-        )
-        .await
-        .context("documents gRPC server");
+    ));
+    let result = grpc_util::serve(
+        "documents",
+        routes.add_service(health_service),
+        listener,
+        &local,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     let _ = tokio::join!(relay_task, worker_task, events_task);
     result

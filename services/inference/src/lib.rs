@@ -105,18 +105,19 @@ pub async fn serve(
     health
         .set_serving::<InferenceInternalServer<grpc::Grpc>>()
         .await;
-    tracing::info!(addr = ?listener.local_addr().ok(), model = %settings.embedding_model_path.display(), "inference service listening");
+    tracing::info!(model = %settings.embedding_model_path.display(), "embedding model loaded");
     let inference =
         InferenceInternalServer::new(handlers).max_decoding_message_size(MAX_REQUEST_BYTES);
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
         inference,
         RequireService::new(keys),
-    ))
-    .prepare();
-    grpc_util::register_local(&local, &listener, &routes)?;
-    tonic::transport::Server::builder()
-        .add_routes(routes.add_service(health_service))
-        .serve_with_incoming_shutdown(grpc_util::incoming(listener), shutdown.cancelled_owned())
-        .await
-        .context("inference gRPC server")
+    ));
+    grpc_util::serve(
+        "inference",
+        routes.add_service(health_service),
+        listener,
+        &local,
+        shutdown,
+    )
+    .await
 }

@@ -113,18 +113,15 @@ pub async fn serve(
     .add_service(tonic::service::interceptor::InterceptedService::new(
         SearchInternalServer::new(handlers).max_decoding_message_size(64 * 1024 * 1024),
         RequireService::new(keys),
-    ))
-    .prepare();
-    grpc_util::register_local(&local, &listener, &routes)?;
-    tracing::info!(addr = ?listener.local_addr().ok(), "search service listening");
-    let result = tonic::transport::Server::builder()
-        .add_routes(routes.add_service(health_service))
-        .serve_with_incoming_shutdown(
-            grpc_util::incoming(listener),
-            shutdown.clone().cancelled_owned(),
-        )
-        .await
-        .context("search gRPC server");
+    ));
+    let result = grpc_util::serve(
+        "search",
+        routes.add_service(health_service),
+        listener,
+        &local,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     let _ = events.await;
     result

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
@@ -89,15 +91,25 @@ impl LocalServers {
     }
 }
 
-/// Registers `routes` at the URL clients dial for `listener`'s address.
-pub fn register_local(
+/// Serves the routes of the service `name` on `listener` until `shutdown`
+/// is cancelled, and to the services of this process through `local`,
+/// under the URL they dial for the listener's address.
+pub async fn serve(
+    name: &str,
+    routes: Routes,
+    listener: TcpListener,
     local: &LocalServers,
-    listener: &TcpListener,
-    routes: &Routes,
-) -> std::io::Result<()> {
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let routes = routes.prepare();
     local.register(&format!("http://{addr}"), routes.clone());
-    Ok(())
+    tracing::info!(%addr, "{name} service listening");
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
+        .await
+        .with_context(|| format!("{name} gRPC server"))
 }
 
 #[derive(Clone)]
