@@ -262,7 +262,16 @@ async fn reprocessing_twice_leaves_one_set_of_chunks() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // "indexed" may still be the first job's: the second can be mid-way,
+    // between its chunk rows and its index commit, for a while on a busy
+    // machine. Give it up to 30 s to settle, then check.
+    for _ in 0..150 {
+        let found = hit_ids(&app.search(t, "Amazon Glacier", "&mode=bm25").await);
+        if found == [id] && chunk_rows(&app, id).await == chunks {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(chunk_rows(&app, id).await, chunks);
     let ordinals: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT ordinal) FROM search.chunks WHERE source_id = $1",
