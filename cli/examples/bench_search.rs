@@ -32,6 +32,7 @@ use pai_common::config::JwtSettings;
 use pai_common::identity::{JwtKeys, UserContext};
 use pai_inference::Embedder;
 use pai_search::repo::{self, NewChunk, Source};
+use pai_search::service::text_index_dir;
 use pai_search::text_index::{Filters, TextIndex};
 use pai_search::vector_index::VectorIndexes;
 use rand::rngs::StdRng;
@@ -106,7 +107,7 @@ async fn insert_user(
                 }
             })
             .collect();
-        repo::insert_chunks(&mut tx, &source, &batch).await?;
+        repo::replace_source(&mut tx, &source, &batch).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -304,7 +305,7 @@ async fn main() -> anyhow::Result<()> {
     // 5. The same work without the services: model, tantivy, usearch in process.
     bench.stop().await?;
     let dir = bench.vector_db();
-    let text = TextIndex::open(&dir.join("text"))?;
+    let text = TextIndex::open(&text_index_dir(&dir))?;
     let vectors = VectorIndexes::open(&dir.join("vectors"))?;
     let embedder = Arc::new(Embedder::load(std::path::Path::new(
         &bench.env.required("EMBEDDING_MODEL_PATH")?,

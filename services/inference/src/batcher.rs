@@ -4,8 +4,9 @@
 //! blocking thread runs the model and two queues feed it. Each request is cut
 //! into pieces of similar-length texts; the worker takes its next batch from
 //! the interactive queue whenever that has work and from the bulk queue
-//! otherwise, so a search query waits at most for the one small bulk batch
-//! already running, never behind a whole ingest request.
+//! otherwise. A bulk batch pauses between encoder layers while queries wait
+//! and resumes once they are answered, so a search query waits at most for
+//! one layer of a small bulk batch, never behind an ingest request.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -38,8 +39,8 @@ impl Default for BatchSizes {
     fn default() -> Self {
         Self {
             interactive: MAX_BATCH,
-            // Two chunks of ~250 tokens take ~0.13 s: the longest a query waits
-            // behind ingest. Larger batches were no faster (bench-ingest).
+            // Two chunks of ~250 tokens take ~0.13 s, a sixth of that per
+            // layer. Larger batches were no faster (bench-ingest).
             bulk: 2,
         }
     }
@@ -225,13 +226,9 @@ fn split(job: &Arc<Job>, texts: Vec<String>, batch: usize) -> Vec<Piece> {
     pieces
 }
 
-/// Takes the next batch: interactive pieces when there are any, else bulk.
-fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> Vec<Piece> {
-    let (queue, limit) = if queues.interactive.is_empty() {
-        (&mut queues.bulk, sizes.bulk)
-    } else {
-        (&mut queues.interactive, sizes.interactive)
-    };
+/// Takes up to `limit` texts' worth of pieces from the front of `queue`,
+/// dropping pieces nobody waits for any more.
+fn take(queue: &mut VecDeque<Piece>, limit: usize) -> Vec<Piece> {
     let mut batch: Vec<Piece> = Vec::new();
     let mut count = 0;
     while let Some(front) = queue.front() {
@@ -248,17 +245,27 @@ fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> Vec<Piece> {
     batch
 }
 
+/// Takes the next batch: interactive pieces when there are any, else bulk.
+fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) {
+    let interactive = take(&mut queues.interactive, sizes.interactive);
+    if interactive.is_empty() {
+        (take(&mut queues.bulk, sizes.bulk), Priority::Bulk)
+    } else {
+        (interactive, Priority::Interactive)
+    }
+}
+
 fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
     loop {
-        let batch = {
+        let (batch, priority) = {
             let mut queues = shared.queues();
             loop {
                 if queues.closed {
                     return;
                 }
-                let batch = next_batch(&mut queues, sizes);
+                let (batch, priority) = next_batch(&mut queues, sizes);
                 if !batch.is_empty() {
-                    break batch;
+                    break (batch, priority);
                 }
                 queues = shared
                     .wake
@@ -266,26 +273,49 @@ fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let texts: Vec<&str> = batch
-            .iter()
-            .flat_map(|piece| piece.texts.iter().map(String::as_str))
-            .collect();
-        // A panic inside the model fails this batch, not every later request.
-        let result = catch_unwind(AssertUnwindSafe(|| embedder.embed(&texts)))
-            .unwrap_or_else(|_| Err(InferenceError::Model("the model panicked".to_owned())));
-        match result {
-            Ok(vectors) => {
-                let mut vectors = vectors.into_iter();
-                for piece in &batch {
-                    let mine = vectors.by_ref().take(piece.texts.len()).collect();
-                    piece.job.deliver(&piece.positions, mine);
-                }
+        match priority {
+            Priority::Interactive => run_batch(&batch, |texts| embedder.embed(texts)),
+            Priority::Bulk => run_batch(&batch, |texts| {
+                embedder.embed_pausing(texts, &mut || {
+                    answer_waiting_queries(shared, embedder, sizes)
+                })
+            }),
+        }
+    }
+}
+
+/// Runs the interactive batches waiting now (a bulk batch pauses for them).
+fn answer_waiting_queries(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
+    loop {
+        let batch = take(&mut shared.queues().interactive, sizes.interactive);
+        if batch.is_empty() {
+            return;
+        }
+        run_batch(&batch, |texts| embedder.embed(texts));
+    }
+}
+
+/// Embeds one batch's texts and hands each piece its vectors or the error.
+fn run_batch(batch: &[Piece], embed: impl FnOnce(&[&str]) -> Result<Vec<Vec<f32>>>) {
+    let texts: Vec<&str> = batch
+        .iter()
+        .flat_map(|piece| piece.texts.iter().map(String::as_str))
+        .collect();
+    // A panic inside the model fails this batch, not every later request.
+    let result = catch_unwind(AssertUnwindSafe(|| embed(&texts)))
+        .unwrap_or_else(|_| Err(InferenceError::Model("the model panicked".to_owned())));
+    match result {
+        Ok(vectors) => {
+            let mut vectors = vectors.into_iter();
+            for piece in batch {
+                let mine = vectors.by_ref().take(piece.texts.len()).collect();
+                piece.job.deliver(&piece.positions, mine);
             }
-            Err(err) => {
-                tracing::error!(error = %err, texts = texts.len(), "embedding batch failed");
-                for piece in &batch {
-                    piece.job.fail(err.clone());
-                }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, texts = texts.len(), "embedding batch failed");
+            for piece in batch {
+                piece.job.fail(err.clone());
             }
         }
     }

@@ -166,6 +166,17 @@ impl Embedder {
 
     /// Returns one unit-length embedding per text, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_pausing(texts, &mut || {})
+    }
+
+    /// Like [`Embedder::embed`], calling `between_layers` between encoder
+    /// layers of the 8-bit model: the batcher answers waiting search queries
+    /// there, so a query never waits for a whole bulk forward pass.
+    pub fn embed_pausing(
+        &self,
+        texts: &[&str],
+        between_layers: &mut dyn FnMut(),
+    ) -> Result<Vec<Vec<f32>>> {
         let encodings = self.tokenize(texts)?;
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&index| encodings[index].len());
@@ -179,7 +190,7 @@ impl Embedder {
                 .collect();
             pad_encodings(&mut batch, &self.padding)
                 .map_err(|err| InferenceError::Tokenizer(err.to_string()))?;
-            for (&index, vector) in chunk.iter().zip(self.forward(&batch)?) {
+            for (&index, vector) in chunk.iter().zip(self.forward(&batch, between_layers)?) {
                 vectors[index] = vector;
             }
         }
@@ -187,7 +198,11 @@ impl Embedder {
     }
 
     /// Runs one padded batch through the model: mean pooling, then L2 norm.
-    fn forward(&self, batch: &[Encoding]) -> Result<Vec<Vec<f32>>> {
+    fn forward(
+        &self,
+        batch: &[Encoding],
+        between_layers: &mut dyn FnMut(),
+    ) -> Result<Vec<Vec<f32>>> {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -202,7 +217,7 @@ impl Embedder {
         let mask = Tensor::from_vec(mask, (rows, columns), &self.device)?;
         let states = match &self.model {
             Model::F32(model) => model.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
-            Model::Q8(model) => model.forward(&ids, &mask)?,
+            Model::Q8(model) => model.forward(&ids, &mask, between_layers)?,
         };
 
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;

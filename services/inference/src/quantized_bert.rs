@@ -178,8 +178,14 @@ impl QuantizedBert {
     }
 
     /// Returns the last hidden states, (batch, tokens, hidden), for token
-    /// `ids` (batch, tokens) whose padding is 0 in `mask`.
-    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    /// `ids` (batch, tokens) whose padding is 0 in `mask`, calling
+    /// `between_layers` after each layer but the last.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        between_layers: &mut dyn FnMut(),
+    ) -> candle_core::Result<Tensor> {
         let (batch, tokens) = ids.dims2()?;
         let words = self.words.index_select(&ids.flatten_all()?, 0)?.reshape((
             batch,
@@ -195,7 +201,10 @@ impl QuantizedBert {
         // Padding gets a large negative score before the softmax.
         let padding =
             ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.reshape((batch, 1, 1, tokens))?;
-        for layer in &self.layers {
+        for (index, layer) in self.layers.iter().enumerate() {
+            if index > 0 {
+                between_layers();
+            }
             x = self.layer(layer, &x, &padding)?;
         }
         Ok(x)

@@ -3,6 +3,7 @@
 //! user are derived from it, caught up on start and rebuildable. Search is
 //! hybrid (reciprocal rank fusion) and always scoped to the caller.
 
+mod analysis;
 pub mod error;
 mod grpc;
 pub mod repo;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Result, SearchError};
 
 /// A chunk ready to store: its text, where it came from, its embedding.
 #[derive(Debug, Clone)]
@@ -50,6 +50,7 @@ pub struct IndexRow {
     pub source_id: Uuid,
     pub title: String,
     pub category: String,
+    pub page: i32,
     pub text: String,
     pub embedding: Vec<f32>,
 }
@@ -99,13 +100,52 @@ pub async fn delete_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<i
     )
 }
 
-/// Inserts chunks of one source and returns their ids in input order.
-pub async fn insert_chunks(
+/// What replacing a source's chunks did to the table.
+#[derive(Debug, Default)]
+pub struct Replaced {
+    /// The ids of the new chunks, in input order.
+    pub ids: Vec<i64>,
+    /// Ids whose vectors the indexes must drop: every id the source had.
+    pub stale: Vec<i64>,
+}
+
+/// Replaces a source's chunks: a chunk keeps its id when its ordinal was
+/// there before (so an index entry made from the old text still resolves
+/// until the indexes catch up), ordinals no longer produced are deleted.
+pub async fn replace_source(
     conn: &mut PgConnection,
     source: &Source,
     chunks: &[NewChunk],
-) -> Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(chunks.len());
+) -> Result<Replaced> {
+    let mut stale: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
+         FOR UPDATE",
+    )
+    .bind(source.user_id)
+    .bind(&source.kind)
+    .bind(source.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
+    let mut distinct = ordinals.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() != ordinals.len() {
+        return Err(SearchError::Invalid(
+            "chunks: two chunks have the same ordinal".into(),
+        ));
+    }
+    sqlx::query(
+        "DELETE FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
+         AND ordinal <> ALL($4)",
+    )
+    .bind(source.user_id)
+    .bind(&source.kind)
+    .bind(source.id)
+    .bind(&ordinals)
+    .execute(&mut *conn)
+    .await?;
+    let mut by_ordinal = std::collections::HashMap::with_capacity(chunks.len());
     for batch in chunks.chunks(INSERT_BATCH) {
         let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO search.chunks (user_id, source_kind, source_id, ordinal, title, category, \
@@ -124,11 +164,26 @@ pub async fn insert_chunks(
                 .push_bind(&chunk.text)
                 .push_bind(&chunk.embedding);
         });
-        query.push(" RETURNING id");
-        let batch_ids: Vec<i64> = query.build_query_scalar().fetch_all(&mut *conn).await?;
-        ids.extend(batch_ids);
+        query.push(
+            " ON CONFLICT (user_id, source_kind, source_id, ordinal) DO UPDATE SET \
+             title = EXCLUDED.title, category = EXCLUDED.category, page = EXCLUDED.page, \
+             start_offset = EXCLUDED.start_offset, end_offset = EXCLUDED.end_offset, \
+             text = EXCLUDED.text, embedding = EXCLUDED.embedding \
+             RETURNING ordinal, id",
+        );
+        let rows: Vec<(i32, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        by_ordinal.extend(rows);
     }
-    Ok(ids)
+    let ids = ordinals
+        .iter()
+        .map(|ordinal| {
+            by_ordinal.get(ordinal).copied().ok_or_else(|| {
+                SearchError::Invalid(format!("chunk ordinal {ordinal} was not stored"))
+            })
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    stale.sort_unstable();
+    Ok(Replaced { ids, stale })
 }
 
 /// Returns the caller's chunks among `ids` (others' ids are ignored).
@@ -149,7 +204,7 @@ pub async fn chunks_by_id(pool: &PgPool, user_id: Uuid, ids: &[i64]) -> Result<V
 /// One page of every chunk, by id, for rebuilding the indexes.
 pub async fn index_rows_after(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<IndexRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, user_id, source_kind, source_id, title, category, text, embedding \
+        "SELECT id, user_id, source_kind, source_id, title, category, page, text, embedding \
          FROM search.chunks WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after_id)

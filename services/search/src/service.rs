@@ -23,9 +23,18 @@ use crate::vector_index::VectorIndexes;
 
 /// Reciprocal rank fusion constant (Cormack et al.).
 const RRF_K: f32 = 60.0;
+/// In hybrid mode, vector hits less similar than this to the query are
+/// noise, not evidence: all-MiniLM-L6-v2 puts unrelated text (and text in
+/// a language it does not know) around 0.0-0.2 of a question. Fusing them
+/// would outvote a clear BM25 hit.
+const HYBRID_MIN_SIMILARITY: f32 = 0.2;
 /// Texts per Embed call during ingest.
 const EMBED_BATCH: usize = 64;
 const REBUILD_PAGE: i64 = 2_000;
+/// The on-disk indexes' layout. Bumped when the BM25 schema or analysis
+/// changes: indexes of another format are thrown away and rebuilt from
+/// `search.chunks` on start. 2: stems, compound parts and page fields.
+const INDEX_FORMAT: u32 = 2;
 
 pub type Embedder = InferenceInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
@@ -77,8 +86,9 @@ impl SearchCore {
     /// Opens the indexes under `dir` and catches them up with the table:
     /// when the generation they recorded is not the table's, they are rebuilt.
     pub async fn open(pool: PgPool, dir: PathBuf, embedder: Embedder) -> Result<Self> {
-        let text_dir = dir.join("text");
+        let text_dir = text_index_dir(&dir);
         let vector_dir = dir.join("vectors");
+        remove_other_formats(&dir, &text_dir)?;
         let (text, vectors) = blocking(move || {
             Ok((
                 TextIndex::open(&text_dir)?,
@@ -89,7 +99,7 @@ impl SearchCore {
         let generation_file = dir.join("generation");
         let on_disk = std::fs::read_to_string(&generation_file)
             .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok());
+            .and_then(|s| parse_generation(&s));
         let core = Self {
             pool,
             text: Arc::new(text),
@@ -139,7 +149,7 @@ impl SearchCore {
         blocking(move || {
             vectors.save_dirty()?;
             let partial = file.with_extension("partial");
-            std::fs::write(&partial, generation.to_string())?;
+            std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
             std::fs::rename(&partial, &file)?;
             Ok(())
         })
@@ -168,21 +178,26 @@ impl SearchCore {
             .collect();
         let started = stage_done(INGEST_STAGE_SECONDS, "embed", started);
 
+        // Chunks keep their ids across a re-index, so until the indexes below
+        // commit, their entries (made from the old text) still resolve to
+        // rows: a document being re-indexed never drops out of search.
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
-        let old_ids = repo::delete_source(&mut tx, source.user_id, &source.kind, source.id).await?;
-        let ids = repo::insert_chunks(&mut tx, &source, &new).await?;
+        let replaced = repo::replace_source(&mut tx, &source, &new).await?;
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
         let started = stage_done(INGEST_STAGE_SECONDS, "store", started);
 
-        let count = ids.len();
+        let count = replaced.ids.len();
         let text = Arc::clone(&self.text);
         let vectors = Arc::clone(&self.vectors);
         blocking(move || {
             let key = source_key(source.user_id, &source.kind, source.id);
+            // Deletes apply to documents added before them: one commit
+            // swaps the old entries for the new.
             text.delete_source(&key)?;
-            let docs: Vec<TextDoc<'_>> = ids
+            let docs: Vec<TextDoc<'_>> = replaced
+                .ids
                 .iter()
                 .zip(&new)
                 .map(|(id, chunk)| TextDoc {
@@ -192,13 +207,15 @@ impl SearchCore {
                     kind: &source.kind,
                     category: &source.category,
                     title: &source.title,
+                    page: chunk.page,
                     text: &chunk.text,
                 })
                 .collect();
             text.add(&docs)?;
             text.commit()?;
-            vectors.remove(source.user_id, &old_ids)?;
-            let pairs: Vec<(i64, &[f32])> = ids
+            vectors.remove(source.user_id, &replaced.stale)?;
+            let pairs: Vec<(i64, &[f32])> = replaced
+                .ids
                 .iter()
                 .zip(&new)
                 .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
@@ -289,6 +306,7 @@ impl SearchCore {
                         kind: &r.source_kind,
                         category: &r.category,
                         title: &r.title,
+                        page: r.page,
                         text: &r.text,
                     })
                     .collect();
@@ -390,6 +408,13 @@ impl SearchCore {
             }
             None => Vec::new(),
         };
+        let nearest: Vec<(i64, f32)> = match mode {
+            Mode::Hybrid => nearest
+                .into_iter()
+                .filter(|(_, distance)| 1.0 - distance >= HYBRID_MIN_SIMILARITY)
+                .collect(),
+            Mode::Bm25 | Mode::Vector => nearest,
+        };
         let stage = stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
         let missing: Vec<i64> = nearest
             .iter()
@@ -431,6 +456,39 @@ impl SearchCore {
     }
 }
 
+/// Where the BM25 index of this format lives under `VECTOR_DB_PATH`.
+pub fn text_index_dir(dir: &std::path::Path) -> PathBuf {
+    dir.join(format!("text-{INDEX_FORMAT}"))
+}
+
+/// Removes BM25 indexes of other formats (`text` was format 1).
+fn remove_other_formats(dir: &std::path::Path, current: &std::path::Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if (name == "text" || name.starts_with("text-")) && path != current && path.is_dir() {
+            tracing::info!(dir = %path.display(), "removing a BM25 index of another format");
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The generation a generation file records, when it is of this format.
+fn parse_generation(contents: &str) -> Option<i64> {
+    let (format, generation) = contents.trim().split_once(':')?;
+    if format.parse::<u32>().ok()? != INDEX_FORMAT {
+        return None;
+    }
+    generation.parse().ok()
+}
+
 /// Orders chunk ids by mode: BM25 score, cosine similarity, or reciprocal
 /// rank fusion of both lists. Only ids `keep` accepts are ranked.
 fn fuse(
@@ -464,6 +522,14 @@ fn fuse(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indexes_of_another_format_are_behind() {
+        assert_eq!(parse_generation(&format!("{INDEX_FORMAT}:42\n")), Some(42));
+        assert_eq!(parse_generation("42"), None);
+        assert_eq!(parse_generation(&format!("{}:42", INDEX_FORMAT + 1)), None);
+        assert_eq!(parse_generation("x:y"), None);
+    }
 
     #[test]
     fn fusion_rewards_agreement() {

@@ -5,21 +5,27 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
     Value,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
-};
+use tantivy::tokenizer::TokenStream;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 use uuid::Uuid;
 
+use crate::analysis::{self, Derived, PARTS, STEMS, WORDS};
 use crate::error::{Result, SearchError};
 
-const TOKENIZER: &str = "pai";
+/// Weight of a match on a word's stem, beside the exact word's 1.
+const STEM_WEIGHT: f32 = 0.4;
+/// Weight of a match inside a compound word.
+const PART_WEIGHT: f32 = 0.3;
+/// Weight of a match in the source's title.
+const TITLE_WEIGHT: f32 = 0.5;
+/// Score added to chunks on the page a query names ("table 2 on page 3").
+const NAMED_PAGE_SCORE: f32 = 2.0;
 const WRITER_MEMORY: usize = 50_000_000;
 
 /// What the BM25 index stores of a chunk.
@@ -30,6 +36,7 @@ pub struct TextDoc<'a> {
     pub kind: &'a str,
     pub category: &'a str,
     pub title: &'a str,
+    pub page: i32,
     pub text: &'a str,
 }
 
@@ -47,7 +54,10 @@ struct Fields {
     kind: Field,
     category: Field,
     title: Field,
+    page: Field,
     text: Field,
+    stems: Field,
+    parts: Field,
 }
 
 pub struct TextIndex {
@@ -65,9 +75,16 @@ fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let text_options = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer(TOKENIZER)
+            .set_tokenizer(WORDS)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
+    let derived = |tokenizer| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        )
+    };
     let fields = Fields {
         id: builder.add_i64_field("id", INDEXED | STORED),
         user: builder.add_text_field("user", STRING),
@@ -75,17 +92,12 @@ fn schema() -> (Schema, Fields) {
         kind: builder.add_text_field("kind", STRING),
         category: builder.add_text_field("category", STRING),
         title: builder.add_text_field("title", text_options.clone()),
+        page: builder.add_i64_field("page", INDEXED),
         text: builder.add_text_field("text", text_options),
+        stems: builder.add_text_field("stems", derived(STEMS)),
+        parts: builder.add_text_field("parts", derived(PARTS)),
     };
     (builder.build(), fields)
-}
-
-fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .build()
 }
 
 impl TextIndex {
@@ -96,7 +108,9 @@ impl TextIndex {
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| SearchError::TextIndex(e.into()))?;
         let index = Index::open_or_create(directory, schema)?;
-        index.tokenizers().register(TOKENIZER, analyzer());
+        index.tokenizers().register(WORDS, analysis::words());
+        index.tokenizers().register(STEMS, Derived::stems());
+        index.tokenizers().register(PARTS, Derived::parts());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -142,7 +156,10 @@ impl TextIndex {
                 f.kind => d.kind,
                 f.category => d.category,
                 f.title => d.title,
+                f.page => i64::from(d.page),
                 f.text => d.text,
+                f.stems => d.text,
+                f.parts => d.text,
             ))?;
         }
         Ok(())
@@ -178,37 +195,40 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The query's words as terms: any of them in the text, or (at half
-    /// weight) in the title. What a user types is words, not a query
-    /// language: no phrases, field prefixes or operators (a quoted phrase
-    /// beside the user term also tripped an assertion inside tantivy).
+    /// The query's meaningful words as terms: any of them in the text (exactly, by
+    /// stem, or inside a compound) or, when `in_title`, in the title. What a
+    /// user types is words, not a query language: no phrases, field
+    /// prefixes or operators (a quoted phrase beside the user term also
+    /// tripped an assertion inside tantivy).
     fn words_query(&self, query: &str, in_title: bool) -> Box<dyn Query> {
-        let mut analyzer = analyzer();
-        let mut stream = analyzer.token_stream(query);
-        let mut words: Vec<String> = Vec::new();
-        while stream.advance() {
-            let word = &stream.token().text;
-            if !words.contains(word) {
-                words.push(word.clone());
-            }
-        }
         let f = &self.fields;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for word in &words {
-            let text = TermQuery::new(
-                Term::from_field_text(f.text, word),
+        let term = |field, text: &str, weight: f32| -> (Occur, Box<dyn Query>) {
+            let query = TermQuery::new(
+                Term::from_field_text(field, text),
                 IndexRecordOption::WithFreqs,
             );
-            clauses.push((Occur::Should, Box::new(text)));
-            if in_title {
-                let title = TermQuery::new(
-                    Term::from_field_text(f.title, word),
-                    IndexRecordOption::WithFreqs,
-                );
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(title), 0.5)),
-                ));
+            let query: Box<dyn Query> = if weight == 1.0 {
+                Box::new(query)
+            } else {
+                Box::new(BoostQuery::new(Box::new(query), weight))
+            };
+            (Occur::Should, query)
+        };
+        let words = analysis::query_words(query);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut stems: Vec<&str> = Vec::new();
+        for word in &words {
+            clauses.push(term(f.text, word, 1.0));
+            if !in_title {
+                continue;
+            }
+            clauses.push(term(f.title, word, TITLE_WEIGHT));
+            clauses.push(term(f.parts, word, PART_WEIGHT));
+            if let Some(stem) = analysis::stem(word)
+                && !stems.contains(&stem)
+            {
+                stems.push(stem);
+                clauses.push(term(f.stems, stem, STEM_WEIGHT));
             }
         }
         Box::new(BooleanQuery::new(clauses))
@@ -227,6 +247,14 @@ impl TextIndex {
             (Occur::Must, text_query),
             (Occur::Must, term(f.user, &user_id.to_string())),
         ];
+        if let Some(page) = named_page(query) {
+            let on_page =
+                TermQuery::new(Term::from_field_i64(f.page, page), IndexRecordOption::Basic);
+            clauses.push((
+                Occur::Should,
+                Box::new(ConstScoreQuery::new(Box::new(on_page), NAMED_PAGE_SCORE)),
+            ));
+        }
         if let Some(kind) = &filters.kind {
             clauses.push((Occur::Must, term(f.kind, kind)));
         }
@@ -257,12 +285,45 @@ impl TextIndex {
         Ok(hits)
     }
 
-    /// Returns a generator that highlights `query`'s terms in any text.
+    /// Returns a generator that highlights `query`'s words in any text.
     pub fn snippets(&self, query: &str) -> Result<SnippetGenerator> {
         let searcher = self.reader.searcher();
         let query = self.words_query(query, false);
         let mut generator = SnippetGenerator::create(&searcher, &*query, self.fields.text)?;
         generator.set_max_num_chars(240);
         Ok(generator)
+    }
+}
+
+/// The page a query names: "page 3", "on pages 3", "p. 3", "Seite 3".
+fn named_page(query: &str) -> Option<i64> {
+    let mut analyzer = analysis::words();
+    let mut stream = analyzer.token_stream(query);
+    let mut previous = String::new();
+    while stream.advance() {
+        let word = &stream.token().text;
+        if matches!(previous.as_str(), "page" | "pages" | "p" | "seite")
+            && let Ok(page) = word.parse::<i64>()
+        {
+            return Some(page);
+        }
+        previous.clone_from(word);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_can_name_a_page() {
+        assert_eq!(
+            named_page("What is the title of Table 2 (page 3)?"),
+            Some(3)
+        );
+        assert_eq!(named_page("p. 12 totals"), Some(12));
+        assert_eq!(named_page("the page count is high"), None);
+        assert_eq!(named_page("Table 2"), None);
     }
 }

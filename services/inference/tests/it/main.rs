@@ -1,6 +1,7 @@
 //! Integration tests against the real all-MiniLM-L6-v2 model (`make models`).
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
+mod batcher;
 mod embedder;
 mod grpc;
 
