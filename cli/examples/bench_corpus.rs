@@ -11,7 +11,12 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Bench, CLIENTS, corpus_dir, facts, latency, normalize, percentile, report};
+use common::{
+    Bench, CLIENTS, corpus_dir, facts, latency, normalize, percentile, report, stage_means,
+    stage_seconds,
+};
+
+const SEARCH_STAGES: &str = "pai_search_stage_seconds";
 use serde_json::Value;
 
 const LATENCY_SECONDS: u64 = 10;
@@ -72,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. Search latency, idle and beside a bulk ingest.
     let queries: Vec<String> = facts.iter().map(|f| f.question.clone()).collect();
+    let before = stage_seconds(&bench, SEARCH_STAGES).await?;
     let idle = latency(std::slice::from_ref(&client), &queries, LATENCY_SECONDS).await?;
+    let after = stage_seconds(&bench, SEARCH_STAGES).await?;
     println!(
         "{}",
         report(
@@ -80,12 +87,18 @@ async fn main() -> anyhow::Result<()> {
             &idle
         )
     );
+    println!(
+        "  mean ms per query inside search: {}",
+        stage_means(&before, &after, idle.len())
+    );
     let long = corpus_dir("pdf").join("dev/long_geotopo_skript_de_117p.pdf");
     let mut bulk = Vec::new();
     for _ in 0..3 {
         bulk.push(client.upload(&long).await?);
     }
+    let before = stage_seconds(&bench, SEARCH_STAGES).await?;
     let busy = latency(std::slice::from_ref(&client), &queries, LATENCY_SECONDS).await?;
+    let after = stage_seconds(&bench, SEARCH_STAGES).await?;
     println!(
         "{} (p99 ratio to idle {:.2}, target < 2)",
         report(
@@ -93,6 +106,10 @@ async fn main() -> anyhow::Result<()> {
             &busy
         ),
         percentile(&busy, 0.99) / percentile(&idle, 0.99).max(0.001)
+    );
+    println!(
+        "  mean ms per query inside search: {}",
+        stage_means(&before, &after, busy.len())
     );
     client.wait_all(&bulk).await?;
 

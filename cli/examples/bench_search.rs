@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common::{
-    Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, stage_seconds,
+    Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, stage_means,
+    stage_seconds,
 };
 use pai_common::config::JwtSettings;
 use pai_common::identity::{JwtKeys, UserContext};
@@ -274,14 +275,10 @@ async fn main() -> anyhow::Result<()> {
             percentile(&inside, 0.5)
         );
         let after = stage_seconds(&bench, "pai_search_stage_seconds").await?;
-        let stages: Vec<String> = after
-            .iter()
-            .map(|(stage, sum)| {
-                let spent = sum - before.get(stage).copied().unwrap_or(0.0);
-                format!("{stage} {:.2}", 1000.0 * spent / queries.len() as f64)
-            })
-            .collect();
-        println!("  mean ms per query inside search: {}", stages.join(", "));
+        println!(
+            "  mean ms per query inside search: {}",
+            stage_means(&before, &after, queries.len())
+        );
         service.push((label, concurrent, one));
     }
 

@@ -48,6 +48,23 @@ pub async fn stage_seconds(
     Ok(sums)
 }
 
+/// Milliseconds per query spent in each stage between two
+/// [`stage_seconds`] readings: "bm25 0.66, embed 4.11, …".
+pub fn stage_means(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    queries: usize,
+) -> String {
+    let stages: Vec<String> = after
+        .iter()
+        .map(|(stage, sum)| {
+            let spent = sum - before.get(stage).copied().unwrap_or(0.0);
+            format!("{stage} {:.2}", 1000.0 * spent / queries.max(1) as f64)
+        })
+        .collect();
+    stages.join(", ")
+}
+
 /// `../shared/corpora/{kind}` beside the repository.
 pub fn corpus_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,9 +4,10 @@
 //! blocking thread runs the model and two queues feed it. Each request is cut
 //! into pieces of similar-length texts; the worker takes its next batch from
 //! the interactive queue whenever that has work and from the bulk queue
-//! otherwise. A bulk batch pauses between encoder layers while queries wait
-//! and resumes once they are answered, so a search query waits at most for
-//! one layer of a small bulk batch, never behind an ingest request.
+//! otherwise. A bulk batch pauses between the steps of its forward pass
+//! (each layer's attention and feed-forward) while queries wait, and resumes
+//! once they are answered: a search query waits at most for one step of a
+//! small bulk batch, never behind an ingest request.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -39,8 +40,9 @@ impl Default for BatchSizes {
     fn default() -> Self {
         Self {
             interactive: MAX_BATCH,
-            // Two chunks of ~250 tokens take ~0.13 s, a sixth of that per
-            // layer. Larger batches were no faster (bench-ingest).
+            // Two chunks of ~250 tokens take ~0.13 s, in 12 steps that a
+            // query can come between. Larger batches were no faster
+            // (bench-ingest).
             bulk: 2,
         }
     }

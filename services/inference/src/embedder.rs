@@ -169,14 +169,11 @@ impl Embedder {
         self.embed_pausing(texts, &mut || {})
     }
 
-    /// Like [`Embedder::embed`], calling `between_layers` between encoder
-    /// layers of the 8-bit model: the batcher answers waiting search queries
-    /// there, so a query never waits for a whole bulk forward pass.
-    pub fn embed_pausing(
-        &self,
-        texts: &[&str],
-        between_layers: &mut dyn FnMut(),
-    ) -> Result<Vec<Vec<f32>>> {
+    /// Like [`Embedder::embed`], calling `pause` between the steps
+    /// of the 8-bit model (attention, feed-forward, six layers): the batcher
+    /// answers waiting search queries there, so a query never waits for a
+    /// whole bulk forward pass.
+    pub fn embed_pausing(&self, texts: &[&str], pause: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
         let encodings = self.tokenize(texts)?;
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&index| encodings[index].len());
@@ -190,7 +187,7 @@ impl Embedder {
                 .collect();
             pad_encodings(&mut batch, &self.padding)
                 .map_err(|err| InferenceError::Tokenizer(err.to_string()))?;
-            for (&index, vector) in chunk.iter().zip(self.forward(&batch, between_layers)?) {
+            for (&index, vector) in chunk.iter().zip(self.forward(&batch, pause)?) {
                 vectors[index] = vector;
             }
         }
@@ -198,11 +195,7 @@ impl Embedder {
     }
 
     /// Runs one padded batch through the model: mean pooling, then L2 norm.
-    fn forward(
-        &self,
-        batch: &[Encoding],
-        between_layers: &mut dyn FnMut(),
-    ) -> Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[Encoding], pause: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -217,7 +210,7 @@ impl Embedder {
         let mask = Tensor::from_vec(mask, (rows, columns), &self.device)?;
         let states = match &self.model {
             Model::F32(model) => model.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
-            Model::Q8(model) => model.forward(&ids, &mask, between_layers)?,
+            Model::Q8(model) => model.forward(&ids, &mask, pause)?,
         };
 
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;

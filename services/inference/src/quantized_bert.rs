@@ -178,13 +178,13 @@ impl QuantizedBert {
     }
 
     /// Returns the last hidden states, (batch, tokens, hidden), for token
-    /// `ids` (batch, tokens) whose padding is 0 in `mask`, calling
-    /// `between_layers` after each layer but the last.
+    /// `ids` (batch, tokens) whose padding is 0 in `mask`, calling `pause`
+    /// between steps: after each layer's attention and between layers.
     pub fn forward(
         &self,
         ids: &Tensor,
         mask: &Tensor,
-        between_layers: &mut dyn FnMut(),
+        pause: &mut dyn FnMut(),
     ) -> candle_core::Result<Tensor> {
         let (batch, tokens) = ids.dims2()?;
         let words = self.words.index_select(&ids.flatten_all()?, 0)?.reshape((
@@ -203,14 +203,20 @@ impl QuantizedBert {
             ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.reshape((batch, 1, 1, tokens))?;
         for (index, layer) in self.layers.iter().enumerate() {
             if index > 0 {
-                between_layers();
+                pause();
             }
-            x = self.layer(layer, &x, &padding)?;
+            x = self.layer(layer, &x, &padding, pause)?;
         }
         Ok(x)
     }
 
-    fn layer(&self, layer: &Layer, x: &Tensor, padding: &Tensor) -> candle_core::Result<Tensor> {
+    fn layer(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        padding: &Tensor,
+        pause: &mut dyn FnMut(),
+    ) -> candle_core::Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
         let head = hidden / self.heads;
         let qkv = layer.qkv.forward(x)?;
@@ -232,6 +238,7 @@ impl QuantizedBert {
         let x = layer
             .attention_norm
             .forward(&(layer.attention_output.forward(&context)? + x)?)?;
+        pause();
         let inner = gelu(&layer.intermediate.forward(&x)?)?;
         layer
             .output_norm

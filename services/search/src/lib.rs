@@ -6,6 +6,7 @@
 mod analysis;
 pub mod error;
 mod grpc;
+mod index_thread;
 pub mod repo;
 pub mod service;
 pub mod text_index;

@@ -17,6 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use uuid::Uuid;
 
 use crate::error::{Result, SearchError};
+use crate::index_thread::IndexThread;
 use crate::repo::{self, ChunkRow, NewChunk, Source};
 use crate::text_index::{Filters, TextDoc, TextIndex, source_key};
 use crate::vector_index::VectorIndexes;
@@ -67,6 +68,8 @@ pub struct SearchCore {
     text: Arc<TextIndex>,
     vectors: Arc<VectorIndexes>,
     embedder: Embedder,
+    /// Runs every index write, below normal priority.
+    index_thread: IndexThread,
     /// Serialises changes so indexes apply them in generation order.
     writes: tokio::sync::Mutex<i64>,
     /// Bounds concurrent index searches (usearch's thread contexts).
@@ -89,13 +92,17 @@ impl SearchCore {
         let text_dir = text_index_dir(&dir);
         let vector_dir = dir.join("vectors");
         remove_other_formats(&dir, &text_dir)?;
-        let (text, vectors) = blocking(move || {
-            Ok((
-                TextIndex::open(&text_dir)?,
-                VectorIndexes::open(&vector_dir)?,
-            ))
-        })
-        .await?;
+        // The writers start on the index thread, so tantivy's threads
+        // inherit its priority.
+        let index_thread = IndexThread::start()?;
+        let (text, vectors) = index_thread
+            .run(move || {
+                Ok((
+                    TextIndex::open(&text_dir)?,
+                    VectorIndexes::open(&vector_dir)?,
+                ))
+            })
+            .await?;
         let generation_file = dir.join("generation");
         let on_disk = std::fs::read_to_string(&generation_file)
             .ok()
@@ -105,6 +112,7 @@ impl SearchCore {
             text: Arc::new(text),
             vectors: Arc::new(vectors),
             embedder,
+            index_thread,
             writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
             searches: tokio::sync::Semaphore::new(crate::vector_index::MAX_CONCURRENT_SEARCHES),
             generation_file,
@@ -146,14 +154,15 @@ impl SearchCore {
     async fn persist(&self, generation: i64) -> Result<()> {
         let vectors = Arc::clone(&self.vectors);
         let file = self.generation_file.clone();
-        blocking(move || {
-            vectors.save_dirty()?;
-            let partial = file.with_extension("partial");
-            std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
-            std::fs::rename(&partial, &file)?;
-            Ok(())
-        })
-        .await
+        self.index_thread
+            .run(move || {
+                vectors.save_dirty()?;
+                let partial = file.with_extension("partial");
+                std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
+                std::fs::rename(&partial, &file)?;
+                Ok(())
+            })
+            .await
     }
 
     /// Replaces every chunk of `source` (an idempotent upsert per source).
@@ -191,38 +200,39 @@ impl SearchCore {
         let count = replaced.ids.len();
         let text = Arc::clone(&self.text);
         let vectors = Arc::clone(&self.vectors);
-        blocking(move || {
-            let key = source_key(source.user_id, &source.kind, source.id);
-            // Deletes apply to documents added before them: one commit
-            // swaps the old entries for the new.
-            text.delete_source(&key)?;
-            let docs: Vec<TextDoc<'_>> = replaced
-                .ids
-                .iter()
-                .zip(&new)
-                .map(|(id, chunk)| TextDoc {
-                    id: *id,
-                    user_id: source.user_id,
-                    source_key: &key,
-                    kind: &source.kind,
-                    category: &source.category,
-                    title: &source.title,
-                    page: chunk.page,
-                    text: &chunk.text,
-                })
-                .collect();
-            text.add(&docs)?;
-            text.commit()?;
-            vectors.remove(source.user_id, &replaced.stale)?;
-            let pairs: Vec<(i64, &[f32])> = replaced
-                .ids
-                .iter()
-                .zip(&new)
-                .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
-                .collect();
-            vectors.add(source.user_id, &pairs)
-        })
-        .await?;
+        self.index_thread
+            .run(move || {
+                let key = source_key(source.user_id, &source.kind, source.id);
+                // Deletes apply to documents added before them: one commit
+                // swaps the old entries for the new.
+                text.delete_source(&key)?;
+                let docs: Vec<TextDoc<'_>> = replaced
+                    .ids
+                    .iter()
+                    .zip(&new)
+                    .map(|(id, chunk)| TextDoc {
+                        id: *id,
+                        user_id: source.user_id,
+                        source_key: &key,
+                        kind: &source.kind,
+                        category: &source.category,
+                        title: &source.title,
+                        page: chunk.page,
+                        text: &chunk.text,
+                    })
+                    .collect();
+                text.add(&docs)?;
+                text.commit()?;
+                vectors.remove(source.user_id, &replaced.stale)?;
+                let pairs: Vec<(i64, &[f32])> = replaced
+                    .ids
+                    .iter()
+                    .zip(&new)
+                    .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
+                    .collect();
+                vectors.add(source.user_id, &pairs)
+            })
+            .await?;
         self.persist(generation).await?;
         *applied = generation;
         stage_done(INGEST_STAGE_SECONDS, "index", started);
@@ -240,12 +250,13 @@ impl SearchCore {
         let text = Arc::clone(&self.text);
         let vectors = Arc::clone(&self.vectors);
         let key = source_key(user_id, kind, source_id);
-        blocking(move || {
-            text.delete_source(&key)?;
-            text.commit()?;
-            vectors.remove(user_id, &ids)
-        })
-        .await?;
+        self.index_thread
+            .run(move || {
+                text.delete_source(&key)?;
+                text.commit()?;
+                vectors.remove(user_id, &ids)
+            })
+            .await?;
         self.persist(generation).await?;
         *applied = generation;
         Ok(count)
@@ -260,12 +271,13 @@ impl SearchCore {
         tx.commit().await?;
         let text = Arc::clone(&self.text);
         let vectors = Arc::clone(&self.vectors);
-        blocking(move || {
-            text.delete_user(user_id)?;
-            text.commit()?;
-            vectors.delete_user(user_id)
-        })
-        .await?;
+        self.index_thread
+            .run(move || {
+                text.delete_user(user_id)?;
+                text.commit()?;
+                vectors.delete_user(user_id)
+            })
+            .await?;
         self.persist(generation).await?;
         *applied = generation;
         Ok(ids.len())
@@ -277,11 +289,12 @@ impl SearchCore {
         let generation = repo::generation(&self.pool).await?;
         let text = Arc::clone(&self.text);
         let vectors = Arc::clone(&self.vectors);
-        blocking(move || {
-            text.clear()?;
-            vectors.clear()
-        })
-        .await?;
+        self.index_thread
+            .run(move || {
+                text.clear()?;
+                vectors.clear()
+            })
+            .await?;
         let mut after = 0;
         let mut total = 0u64;
         loop {
@@ -291,42 +304,43 @@ impl SearchCore {
             total += rows.len() as u64;
             let text = Arc::clone(&self.text);
             let vectors = Arc::clone(&self.vectors);
-            blocking(move || {
-                let keys: Vec<String> = rows
-                    .iter()
-                    .map(|r| source_key(r.user_id, &r.source_kind, r.source_id))
-                    .collect();
-                let docs: Vec<TextDoc<'_>> = rows
-                    .iter()
-                    .zip(&keys)
-                    .map(|(r, key)| TextDoc {
-                        id: r.id,
-                        user_id: r.user_id,
-                        source_key: key,
-                        kind: &r.source_kind,
-                        category: &r.category,
-                        title: &r.title,
-                        page: r.page,
-                        text: &r.text,
-                    })
-                    .collect();
-                text.add(&docs)?;
-                let mut by_user: HashMap<Uuid, Vec<(i64, &[f32])>> = HashMap::new();
-                for r in &rows {
-                    by_user
-                        .entry(r.user_id)
-                        .or_default()
-                        .push((r.id, r.embedding.as_slice()));
-                }
-                for (user_id, pairs) in by_user {
-                    vectors.add(user_id, &pairs)?;
-                }
-                Ok(())
-            })
-            .await?;
+            self.index_thread
+                .run(move || {
+                    let keys: Vec<String> = rows
+                        .iter()
+                        .map(|r| source_key(r.user_id, &r.source_kind, r.source_id))
+                        .collect();
+                    let docs: Vec<TextDoc<'_>> = rows
+                        .iter()
+                        .zip(&keys)
+                        .map(|(r, key)| TextDoc {
+                            id: r.id,
+                            user_id: r.user_id,
+                            source_key: key,
+                            kind: &r.source_kind,
+                            category: &r.category,
+                            title: &r.title,
+                            page: r.page,
+                            text: &r.text,
+                        })
+                        .collect();
+                    text.add(&docs)?;
+                    let mut by_user: HashMap<Uuid, Vec<(i64, &[f32])>> = HashMap::new();
+                    for r in &rows {
+                        by_user
+                            .entry(r.user_id)
+                            .or_default()
+                            .push((r.id, r.embedding.as_slice()));
+                    }
+                    for (user_id, pairs) in by_user {
+                        vectors.add(user_id, &pairs)?;
+                    }
+                    Ok(())
+                })
+                .await?;
         }
         let text = Arc::clone(&self.text);
-        blocking(move || text.commit()).await?;
+        self.index_thread.run(move || text.commit()).await?;
         self.persist(generation).await?;
         *applied = generation;
         tracing::info!(chunks = total, generation, "search indexes rebuilt");

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use uuid::Uuid;
@@ -20,6 +20,8 @@ const EXTENSION: &str = "usearch";
 /// ([`MAX_CONCURRENT_SEARCHES`]); one more is left for the single writer.
 const THREAD_CONTEXTS: usize = 16;
 pub const MAX_CONCURRENT_SEARCHES: usize = THREAD_CONTEXTS - 2;
+/// Vectors added or removed per hold of a user's index lock.
+const WRITE_BATCH: usize = 8;
 
 fn options() -> IndexOptions {
     IndexOptions {
@@ -38,9 +40,58 @@ fn vector_error(err: impl std::fmt::Display) -> SearchError {
     SearchError::VectorIndex(err.to_string())
 }
 
+/// One user's index. Searching it while it changes crashed the process
+/// (a test shows it), and growing it reallocates what searches read ("no
+/// update or search operations should be running during this operation"):
+/// adding, removing and growing take `lock` exclusively, searching and
+/// saving share it.
+struct UserIndex {
+    index: Index,
+    lock: RwLock<()>,
+}
+
+impl UserIndex {
+    fn new(index: Index) -> Arc<Self> {
+        Arc::new(Self {
+            index,
+            lock: RwLock::new(()),
+        })
+    }
+
+    /// Holds off changes while the index is read.
+    fn using(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds off everything else while the index changes.
+    fn alone(&self) -> RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes room for `more` vectors, growing geometrically (reserving
+    /// copies the graph), while nothing else uses the index.
+    fn make_room(&self, more: usize) -> Result<()> {
+        let wanted = self.index.size() + more;
+        if wanted <= self.index.capacity() {
+            return Ok(());
+        }
+        let _alone = self.alone();
+        let wanted = self.index.size() + more;
+        if wanted > self.index.capacity() {
+            self.index
+                .reserve_capacity_and_threads(
+                    wanted.max(self.index.capacity() * 2),
+                    THREAD_CONTEXTS,
+                )
+                .map_err(vector_error)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct VectorIndexes {
     dir: PathBuf,
-    users: RwLock<HashMap<Uuid, Arc<Index>>>,
+    users: RwLock<HashMap<Uuid, Arc<UserIndex>>>,
     dirty: Mutex<HashSet<Uuid>>,
 }
 
@@ -68,7 +119,7 @@ impl VectorIndexes {
             index
                 .reserve_capacity_and_threads(index.capacity().max(index.size()), THREAD_CONTEXTS)
                 .map_err(vector_error)?;
-            users.insert(user_id, Arc::new(index));
+            users.insert(user_id, UserIndex::new(index));
         }
         Ok(Self {
             dir: dir.to_owned(),
@@ -81,11 +132,11 @@ impl VectorIndexes {
         self.dir.join(format!("{user_id}.{EXTENSION}"))
     }
 
-    fn get(&self, user_id: Uuid) -> Option<Arc<Index>> {
+    fn get(&self, user_id: Uuid) -> Option<Arc<UserIndex>> {
         self.users.read().ok()?.get(&user_id).cloned()
     }
 
-    fn get_or_create(&self, user_id: Uuid) -> Result<Arc<Index>> {
+    fn get_or_create(&self, user_id: Uuid) -> Result<Arc<UserIndex>> {
         if let Some(index) = self.get(user_id) {
             return Ok(index);
         }
@@ -100,7 +151,7 @@ impl VectorIndexes {
         index
             .reserve_capacity_and_threads(64, THREAD_CONTEXTS)
             .map_err(vector_error)?;
-        let index = Arc::new(index);
+        let index = UserIndex::new(index);
         users.insert(user_id, Arc::clone(&index));
         Ok(index)
     }
@@ -115,14 +166,6 @@ impl VectorIndexes {
         if vectors.is_empty() {
             return Ok(());
         }
-        let index = self.get_or_create(user_id)?;
-        let wanted = index.size() + vectors.len();
-        if wanted > index.capacity() {
-            // Grow geometrically: reserving copies the graph.
-            index
-                .reserve_capacity_and_threads(wanted.max(index.capacity() * 2), THREAD_CONTEXTS)
-                .map_err(vector_error)?;
-        }
         for (id, vector) in vectors {
             if vector.len() != DIMENSIONS {
                 return Err(SearchError::Invalid(format!(
@@ -130,18 +173,29 @@ impl VectorIndexes {
                     vector.len()
                 )));
             }
-            index.add(key(*id), vector).map_err(vector_error)?;
+        }
+        let user = self.get_or_create(user_id)?;
+        user.make_room(vectors.len())?;
+        // A few at a time, so searches of this user slip in between.
+        for batch in vectors.chunks(WRITE_BATCH) {
+            let _alone = user.alone();
+            for (id, vector) in batch {
+                user.index.add(key(*id), vector).map_err(vector_error)?;
+            }
         }
         self.mark_dirty(user_id);
         Ok(())
     }
 
     pub fn remove(&self, user_id: Uuid, ids: &[i64]) -> Result<()> {
-        let Some(index) = self.get(user_id) else {
+        let Some(user) = self.get(user_id) else {
             return Ok(());
         };
-        for id in ids {
-            index.remove(key(*id)).map_err(vector_error)?;
+        for batch in ids.chunks(WRITE_BATCH) {
+            let _alone = user.alone();
+            for id in batch {
+                user.index.remove(key(*id)).map_err(vector_error)?;
+            }
         }
         self.mark_dirty(user_id);
         Ok(())
@@ -177,9 +231,11 @@ impl VectorIndexes {
 
     /// Returns the `limit` nearest chunks: (chunk id, cosine distance).
     pub fn search(&self, user_id: Uuid, query: &[f32], limit: usize) -> Result<Vec<(i64, f32)>> {
-        let Some(index) = self.get(user_id) else {
+        let Some(user) = self.get(user_id) else {
             return Ok(Vec::new());
         };
+        let _using = user.using();
+        let index = &user.index;
         if index.size() == 0 {
             return Ok(Vec::new());
         }
@@ -206,12 +262,13 @@ impl VectorIndexes {
             .map(|mut d| d.drain().collect())
             .unwrap_or_default();
         for user_id in dirty {
-            let Some(index) = self.get(user_id) else {
+            let Some(user) = self.get(user_id) else {
                 continue;
             };
             let path = self.path(user_id);
             let partial = path.with_extension("partial");
-            index
+            let _using = user.using();
+            user.index
                 .save(&partial.to_string_lossy())
                 .map_err(vector_error)?;
             std::fs::rename(&partial, &path)?;
@@ -220,7 +277,7 @@ impl VectorIndexes {
     }
 
     pub fn len(&self, user_id: Uuid) -> usize {
-        self.get(user_id).map_or(0, |index| index.size())
+        self.get(user_id).map_or(0, |user| user.index.size())
     }
 }
 
@@ -250,6 +307,49 @@ mod tests {
                 v
             })
             .collect()
+    }
+
+    #[test]
+    fn searches_go_on_while_the_index_grows() {
+        let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
+        let user = Uuid::new_v4();
+        let data = vectors(3_000);
+        let indexes = VectorIndexes::open(&dir).unwrap();
+        let pair = |i: usize| (i as i64, data[i].as_slice());
+        indexes
+            .add(user, &(0..10).map(pair).collect::<Vec<_>>())
+            .unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let searchers: Vec<_> = (0..4)
+                .map(|t| {
+                    let (indexes, data, done) = (&indexes, &data, &done);
+                    scope.spawn(move || {
+                        let mut searches = 0;
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            let wanted = (t + searches) % 10;
+                            let hits = indexes.search(user, &data[wanted], 3).unwrap();
+                            assert_eq!(hits.first().map(|h| h.0), Some(wanted as i64));
+                            searches += 1;
+                        }
+                        searches
+                    })
+                })
+                .collect();
+            // Batches of 50 from a capacity of 64: the index grows six times.
+            for start in (10..data.len()).step_by(50) {
+                let end = (start + 50).min(data.len());
+                indexes
+                    .add(user, &(start..end).map(pair).collect::<Vec<_>>())
+                    .unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            for searcher in searchers {
+                assert!(searcher.join().unwrap() > 0);
+            }
+        });
+        assert_eq!(indexes.len(user), data.len());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
