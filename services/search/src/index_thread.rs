@@ -1,10 +1,12 @@
 //! The one thread that writes the indexes, below normal CPU priority.
 //!
-//! Indexing a document (tantivy's analysis and commit, usearch's graph
-//! inserts) is background work that shares two cores with searches. It runs
-//! here, niced, and tantivy's indexing and merge threads, started from here,
-//! inherit the priority: a search never queues behind an upload's index
-//! work. Writes were serialised already, so one thread loses nothing.
+//! Indexing a document's text (tantivy's analysis, commit and merges) is
+//! background work that shares two cores with searches. It runs here,
+//! niced, and tantivy's indexing and merge threads, started from here,
+//! inherit the priority. Writes were serialised already, so one thread
+//! loses nothing. A document's vectors go in at normal priority
+//! (`SearchCore::index_chunks`): adding them holds a lock that searches of
+//! the same user wait for.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;

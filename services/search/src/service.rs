@@ -200,7 +200,8 @@ impl SearchCore {
         let count = replaced.ids.len();
         let text = Arc::clone(&self.text);
         let vectors = Arc::clone(&self.vectors);
-        self.index_thread
+        let (new, replaced) = self
+            .index_thread
             .run(move || {
                 let key = source_key(source.user_id, &source.kind, source.id);
                 // Deletes apply to documents added before them: one commit
@@ -223,16 +224,23 @@ impl SearchCore {
                     .collect();
                 text.add(&docs)?;
                 text.commit()?;
-                vectors.remove(source.user_id, &replaced.stale)?;
-                let pairs: Vec<(i64, &[f32])> = replaced
-                    .ids
-                    .iter()
-                    .zip(&new)
-                    .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
-                    .collect();
-                vectors.add(source.user_id, &pairs)
+                Ok((new, replaced))
             })
             .await?;
+        // The vectors at normal priority: adding holds the user's index
+        // lock, which that user's searches wait for, so a niced thread
+        // holding it would make them wait on the niced thread.
+        blocking(move || {
+            vectors.remove(source.user_id, &replaced.stale)?;
+            let pairs: Vec<(i64, &[f32])> = replaced
+                .ids
+                .iter()
+                .zip(&new)
+                .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
+                .collect();
+            vectors.add(source.user_id, &pairs)
+        })
+        .await?;
         self.persist(generation).await?;
         *applied = generation;
         stage_done(INGEST_STAGE_SECONDS, "index", started);
