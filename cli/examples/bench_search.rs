@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common::{
-    Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, stage_means,
+    Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, settle, stage_means,
     stage_seconds,
 };
 use pai_common::config::JwtSettings;
@@ -230,6 +230,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "rebuild: {total} chunks into tantivy + usearch in {:.1} s",
         rebuilt.as_secs_f64()
+    );
+    let waited = settle(Duration::from_secs(300)).await?;
+    println!(
+        "settle: background index merges done after {:.1} s",
+        waited.as_secs_f64()
     );
 
     // 4. Through the stack.

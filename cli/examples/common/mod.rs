@@ -65,6 +65,34 @@ pub fn stage_means(
     stages.join(", ")
 }
 
+/// Waits until this process (the whole stack runs in it) has used less
+/// than a fifth of one core for two seconds in a row, at most `limit`:
+/// after a large rebuild, tantivy merges its segments in the background
+/// (niced) for a while, and those merges would otherwise be measured as
+/// search overhead. Returns how long it waited.
+pub async fn settle(limit: Duration) -> anyhow::Result<Duration> {
+    fn cpu_ticks() -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        // Fields after the command name (which may hold spaces), from 3 on.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let field =
+            |n: usize| -> u64 { fields.get(n - 3).and_then(|f| f.parse().ok()).unwrap_or(0) };
+        Ok(field(14) + field(15))
+    }
+    let started = Instant::now();
+    let mut quiet = 0;
+    let mut last = cpu_ticks()?;
+    while quiet < 2 && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cpu_ticks()?;
+        // Clock ticks are 1/100 s: under 20 ticks a second is under 0.2 cores.
+        quiet = if now - last < 20 { quiet + 1 } else { 0 };
+        last = now;
+    }
+    Ok(started.elapsed())
+}
+
 /// `../shared/corpora/{kind}` beside the repository.
 pub fn corpus_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
