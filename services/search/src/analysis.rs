@@ -17,7 +17,7 @@ pub const STEMS: &str = "pai_stems";
 pub const PARTS: &str = "pai_parts";
 
 /// Letters a word keeps in the stems field.
-pub const STEM_LETTERS: usize = 6;
+const STEM_LETTERS: usize = 6;
 /// The shortest tail the parts field keeps.
 const PART_LETTERS: usize = 6;
 /// Letters a compound's first member has at least.
@@ -60,7 +60,7 @@ pub fn query_words(query: &str) -> Vec<String> {
 }
 
 /// The words of `text`, in order, each once.
-pub fn distinct_words(text: &str) -> Vec<String> {
+fn distinct_words(text: &str) -> Vec<String> {
     let mut analyzer = words();
     let mut stream = analyzer.token_stream(text);
     let mut found: Vec<String> = Vec::new();
@@ -81,7 +81,7 @@ pub fn stem(word: &str) -> Option<&str> {
 
 /// The tails of a long word that could be the head of a compound, longest
 /// first; empty for words too short to be one.
-pub fn parts(word: &str) -> impl Iterator<Item = &str> {
+fn parts(word: &str) -> impl Iterator<Item = &str> {
     let starts: Vec<usize> = word.char_indices().map(|(at, _)| at).collect();
     let last = starts.len().saturating_sub(PART_LETTERS);
     // No tails when the word is too short to hold a head and a part.

@@ -4,9 +4,9 @@
 //! background work that shares two cores with searches. It runs here,
 //! niced, and tantivy's indexing and merge threads, started from here,
 //! inherit the priority. Writes were serialised already, so one thread
-//! loses nothing. A document's vectors go in at normal priority
-//! (`SearchCore::index_chunks`): adding them holds a lock that searches of
-//! the same user wait for.
+//! loses nothing. Vector changes run at normal priority beside it
+//! (`SearchCore::apply`): they hold a lock that searches of the same user
+//! wait for.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;

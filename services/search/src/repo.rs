@@ -1,5 +1,7 @@
 //! SQL over schema `search`. Every query on user data filters by user id.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -117,7 +119,14 @@ pub async fn replace_source(
     source: &Source,
     chunks: &[NewChunk],
 ) -> Result<Replaced> {
-    let mut stale: Vec<i64> = sqlx::query_scalar(
+    let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
+    let mut seen = HashSet::with_capacity(ordinals.len());
+    if !ordinals.iter().all(|ordinal| seen.insert(*ordinal)) {
+        return Err(SearchError::Invalid(
+            "chunks: two chunks have the same ordinal".into(),
+        ));
+    }
+    let stale: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
          FOR UPDATE",
     )
@@ -126,15 +135,6 @@ pub async fn replace_source(
     .bind(source.id)
     .fetch_all(&mut *conn)
     .await?;
-    let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal).collect();
-    let mut distinct = ordinals.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() != ordinals.len() {
-        return Err(SearchError::Invalid(
-            "chunks: two chunks have the same ordinal".into(),
-        ));
-    }
     sqlx::query(
         "DELETE FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
          AND ordinal <> ALL($4)",
@@ -145,7 +145,7 @@ pub async fn replace_source(
     .bind(&ordinals)
     .execute(&mut *conn)
     .await?;
-    let mut by_ordinal = std::collections::HashMap::with_capacity(chunks.len());
+    let mut by_ordinal = HashMap::with_capacity(chunks.len());
     for batch in chunks.chunks(INSERT_BATCH) {
         let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
             "INSERT INTO search.chunks (user_id, source_kind, source_id, ordinal, title, category, \
@@ -182,7 +182,6 @@ pub async fn replace_source(
             })
         })
         .collect::<Result<Vec<i64>>>()?;
-    stale.sort_unstable();
     Ok(Replaced { ids, stale })
 }
 

@@ -68,7 +68,7 @@ pub struct SearchCore {
     text: Arc<TextIndex>,
     vectors: Arc<VectorIndexes>,
     embedder: Embedder,
-    /// Runs every index write, below normal priority.
+    /// Runs tantivy's writes, below normal priority.
     index_thread: IndexThread,
     /// Serialises changes so indexes apply them in generation order.
     writes: tokio::sync::Mutex<i64>,
@@ -95,14 +95,10 @@ impl SearchCore {
         // The writers start on the index thread, so tantivy's threads
         // inherit its priority.
         let index_thread = IndexThread::start()?;
-        let (text, vectors) = index_thread
-            .run(move || {
-                Ok((
-                    TextIndex::open(&text_dir)?,
-                    VectorIndexes::open(&vector_dir)?,
-                ))
-            })
-            .await?;
+        let (text, vectors) = tokio::try_join!(
+            index_thread.run(move || TextIndex::open(&text_dir)),
+            blocking(move || VectorIndexes::open(&vector_dir)),
+        )?;
         let generation_file = dir.join("generation");
         let on_disk = std::fs::read_to_string(&generation_file)
             .ok()
@@ -154,15 +150,32 @@ impl SearchCore {
     async fn persist(&self, generation: i64) -> Result<()> {
         let vectors = Arc::clone(&self.vectors);
         let file = self.generation_file.clone();
-        self.index_thread
-            .run(move || {
-                vectors.save_dirty()?;
-                let partial = file.with_extension("partial");
-                std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
-                std::fs::rename(&partial, &file)?;
-                Ok(())
-            })
-            .await
+        blocking(move || {
+            vectors.save_dirty()?;
+            let partial = file.with_extension("partial");
+            std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
+            std::fs::rename(&partial, &file)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies one change to both indexes side by side: tantivy's part on
+    /// the niced index thread, usearch's at normal priority (changing a
+    /// user's vectors holds the lock that user's searches wait for, and a
+    /// niced holder would make them wait on it).
+    async fn apply(
+        &self,
+        text_work: impl FnOnce(&TextIndex) -> Result<()> + Send + 'static,
+        vector_work: impl FnOnce(&VectorIndexes) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let text = Arc::clone(&self.text);
+        let vectors = Arc::clone(&self.vectors);
+        tokio::try_join!(
+            self.index_thread.run(move || text_work(&text)),
+            blocking(move || vector_work(&vectors)),
+        )?;
+        Ok(())
     }
 
     /// Replaces every chunk of `source` (an idempotent upsert per source).
@@ -198,11 +211,12 @@ impl SearchCore {
         let started = stage_done(INGEST_STAGE_SECONDS, "store", started);
 
         let count = replaced.ids.len();
-        let text = Arc::clone(&self.text);
-        let vectors = Arc::clone(&self.vectors);
-        let (new, replaced) = self
-            .index_thread
-            .run(move || {
+        let user_id = source.user_id;
+        let chunks = Arc::new((new, replaced));
+        let for_vectors = Arc::clone(&chunks);
+        self.apply(
+            move |text| {
+                let (new, replaced) = &*chunks;
                 let key = source_key(source.user_id, &source.kind, source.id);
                 // Deletes apply to documents added before them: one commit
                 // swaps the old entries for the new.
@@ -210,7 +224,7 @@ impl SearchCore {
                 let docs: Vec<TextDoc<'_>> = replaced
                     .ids
                     .iter()
-                    .zip(&new)
+                    .zip(new)
                     .map(|(id, chunk)| TextDoc {
                         id: *id,
                         user_id: source.user_id,
@@ -223,23 +237,20 @@ impl SearchCore {
                     })
                     .collect();
                 text.add(&docs)?;
-                text.commit()?;
-                Ok((new, replaced))
-            })
-            .await?;
-        // The vectors at normal priority: adding holds the user's index
-        // lock, which that user's searches wait for, so a niced thread
-        // holding it would make them wait on the niced thread.
-        blocking(move || {
-            vectors.remove(source.user_id, &replaced.stale)?;
-            let pairs: Vec<(i64, &[f32])> = replaced
-                .ids
-                .iter()
-                .zip(&new)
-                .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
-                .collect();
-            vectors.add(source.user_id, &pairs)
-        })
+                text.commit()
+            },
+            move |vectors| {
+                let (new, replaced) = &*for_vectors;
+                vectors.remove(user_id, &replaced.stale)?;
+                let pairs: Vec<(i64, &[f32])> = replaced
+                    .ids
+                    .iter()
+                    .zip(new)
+                    .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
+                    .collect();
+                vectors.add(user_id, &pairs)
+            },
+        )
         .await?;
         self.persist(generation).await?;
         *applied = generation;
@@ -255,16 +266,15 @@ impl SearchCore {
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
         let count = ids.len();
-        let text = Arc::clone(&self.text);
-        let vectors = Arc::clone(&self.vectors);
         let key = source_key(user_id, kind, source_id);
-        self.index_thread
-            .run(move || {
+        self.apply(
+            move |text| {
                 text.delete_source(&key)?;
-                text.commit()?;
-                vectors.remove(user_id, &ids)
-            })
-            .await?;
+                text.commit()
+            },
+            move |vectors| vectors.remove(user_id, &ids),
+        )
+        .await?;
         self.persist(generation).await?;
         *applied = generation;
         Ok(count)
@@ -277,15 +287,14 @@ impl SearchCore {
         let ids = repo::delete_user(&mut tx, user_id).await?;
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
-        let text = Arc::clone(&self.text);
-        let vectors = Arc::clone(&self.vectors);
-        self.index_thread
-            .run(move || {
+        self.apply(
+            move |text| {
                 text.delete_user(user_id)?;
-                text.commit()?;
-                vectors.delete_user(user_id)
-            })
-            .await?;
+                text.commit()
+            },
+            move |vectors| vectors.delete_user(user_id),
+        )
+        .await?;
         self.persist(generation).await?;
         *applied = generation;
         Ok(ids.len())
@@ -295,14 +304,7 @@ impl SearchCore {
     pub async fn rebuild(&self) -> Result<u64> {
         let mut applied = self.writes.lock().await;
         let generation = repo::generation(&self.pool).await?;
-        let text = Arc::clone(&self.text);
-        let vectors = Arc::clone(&self.vectors);
-        self.index_thread
-            .run(move || {
-                text.clear()?;
-                vectors.clear()
-            })
-            .await?;
+        self.apply(TextIndex::clear, VectorIndexes::clear).await?;
         let mut after = 0;
         let mut total = 0u64;
         loop {
@@ -310,10 +312,10 @@ impl SearchCore {
             let Some(last) = rows.last() else { break };
             after = last.id;
             total += rows.len() as u64;
-            let text = Arc::clone(&self.text);
-            let vectors = Arc::clone(&self.vectors);
-            self.index_thread
-                .run(move || {
+            let rows = Arc::new(rows);
+            let for_vectors = Arc::clone(&rows);
+            self.apply(
+                move |text| {
                     let keys: Vec<String> = rows
                         .iter()
                         .map(|r| source_key(r.user_id, &r.source_kind, r.source_id))
@@ -332,9 +334,11 @@ impl SearchCore {
                             text: &r.text,
                         })
                         .collect();
-                    text.add(&docs)?;
+                    text.add(&docs)
+                },
+                move |vectors| {
                     let mut by_user: HashMap<Uuid, Vec<(i64, &[f32])>> = HashMap::new();
-                    for r in &rows {
+                    for r in for_vectors.iter() {
                         by_user
                             .entry(r.user_id)
                             .or_default()
@@ -344,11 +348,11 @@ impl SearchCore {
                         vectors.add(user_id, &pairs)?;
                     }
                     Ok(())
-                })
-                .await?;
+                },
+            )
+            .await?;
         }
-        let text = Arc::clone(&self.text);
-        self.index_thread.run(move || text.commit()).await?;
+        self.apply(TextIndex::commit, |_| Ok(())).await?;
         self.persist(generation).await?;
         *applied = generation;
         tracing::info!(chunks = total, generation, "search indexes rebuilt");

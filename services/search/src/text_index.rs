@@ -195,31 +195,30 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// The query's meaningful words as terms: any of them in the text (exactly, by
-    /// stem, or inside a compound) or, when `in_title`, in the title. What a
-    /// user types is words, not a query language: no phrases, field
-    /// prefixes or operators (a quoted phrase beside the user term also
-    /// tripped an assertion inside tantivy).
-    fn words_query(&self, query: &str, in_title: bool) -> Box<dyn Query> {
+    /// The query's meaningful words as terms: any of them in the text,
+    /// exactly or, when `loosely`, also by stem, inside a compound or in
+    /// the title (snippets highlight exact words only). What a user types
+    /// is words, not a query language: no phrases, field prefixes or
+    /// operators (a quoted phrase beside the user term also tripped an
+    /// assertion inside tantivy).
+    fn words_query(&self, query: &str, loosely: bool) -> Box<dyn Query> {
         let f = &self.fields;
         let term = |field, text: &str, weight: f32| -> (Occur, Box<dyn Query>) {
             let query = TermQuery::new(
                 Term::from_field_text(field, text),
                 IndexRecordOption::WithFreqs,
             );
-            let query: Box<dyn Query> = if weight == 1.0 {
-                Box::new(query)
-            } else {
-                Box::new(BoostQuery::new(Box::new(query), weight))
-            };
-            (Occur::Should, query)
+            (
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(query), weight)),
+            )
         };
         let words = analysis::query_words(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut stems: Vec<&str> = Vec::new();
         for word in &words {
             clauses.push(term(f.text, word, 1.0));
-            if !in_title {
+            if !loosely {
                 continue;
             }
             clauses.push(term(f.title, word, TITLE_WEIGHT));

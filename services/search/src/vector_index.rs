@@ -68,15 +68,11 @@ impl UserIndex {
         self.lock.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes room for `more` vectors, growing geometrically (reserving
-    /// copies the graph), while nothing else uses the index.
-    fn make_room(&self, more: usize) -> Result<()> {
-        let wanted = self.index.size() + more;
-        if wanted <= self.index.capacity() {
-            return Ok(());
-        }
+    /// Adds `vectors`, first growing the index geometrically when they do
+    /// not fit (reserving copies the graph), while nothing else uses it.
+    fn add(&self, vectors: &[(i64, &[f32])]) -> Result<()> {
         let _alone = self.alone();
-        let wanted = self.index.size() + more;
+        let wanted = self.index.size() + vectors.len();
         if wanted > self.index.capacity() {
             self.index
                 .reserve_capacity_and_threads(
@@ -84,6 +80,9 @@ impl UserIndex {
                     THREAD_CONTEXTS,
                 )
                 .map_err(vector_error)?;
+        }
+        for (id, vector) in vectors {
+            self.index.add(key(*id), vector).map_err(vector_error)?;
         }
         Ok(())
     }
@@ -175,13 +174,9 @@ impl VectorIndexes {
             }
         }
         let user = self.get_or_create(user_id)?;
-        user.make_room(vectors.len())?;
         // A few at a time, so searches of this user slip in between.
         for batch in vectors.chunks(WRITE_BATCH) {
-            let _alone = user.alone();
-            for (id, vector) in batch {
-                user.index.add(key(*id), vector).map_err(vector_error)?;
-            }
+            user.add(batch)?;
         }
         self.mark_dirty(user_id);
         Ok(())

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use pai_inference::{BatchSizes, Batcher, Priority};
 
-use crate::{cosine, embedder};
+use crate::{MINUTES, cosine, embedder};
 
 #[tokio::test]
 async fn a_query_is_answered_between_the_layers_of_a_running_bulk_batch() {
@@ -26,10 +26,7 @@ async fn a_query_is_answered_between_the_layers_of_a_running_bulk_batch() {
         .embed(vec!["warm up".to_owned()], Priority::Interactive)
         .await
         .unwrap();
-    let chunk = "The committee reviewed the annual budget, the staffing plan and \
-                 the schedule for the new building, and asked for a revised estimate \
-                 of the costs before the next meeting in the spring. "
-        .repeat(4);
+    let chunk = MINUTES.repeat(4);
     let bulk = tokio::spawn({
         let batcher = Arc::clone(&batcher);
         async move {

@@ -15,7 +15,7 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::{cosine, embedder, model_path};
+use crate::{MINUTES, cosine, embedder, model_path};
 
 const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -160,10 +160,7 @@ async fn an_interactive_request_overtakes_a_bulk_one() {
         .await
         .unwrap();
 
-    let chunk = "The committee reviewed the annual budget, the staffing plan and \
-                 the schedule for the new building, and asked for a revised estimate \
-                 of the costs before the next meeting in the spring. "
-        .repeat(2);
+    let chunk = MINUTES.repeat(2);
     let bulk_request = request(&vec![chunk.as_str(); 160], Priority::Bulk);
     let mut bulk_client = server.client();
     let bulk = tokio::spawn(async move {

@@ -33,6 +33,12 @@ pub fn embedder() -> Arc<Embedder> {
     }))
 }
 
+/// A sentence of meeting minutes: ingest-like text, repeated to make long
+/// chunks for the bulk queue.
+pub const MINUTES: &str = "The committee reviewed the annual budget, the staffing plan and \
+                           the schedule for the new building, and asked for a revised \
+                           estimate of the costs before the next meeting in the spring. ";
+
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
