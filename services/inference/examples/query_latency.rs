@@ -1,8 +1,9 @@
-//! Query-sized embedding latency, f32 against the 8-bit model, plus a long
-//! batch's tokens/s and the cosine between the two on a few texts.
+//! Query-sized embedding latency, f32 against the two 8-bit models (candle's
+//! Q8_0 and pai's int8 encoder), plus a long batch's tokens/s and the cosine
+//! to f32 on a few texts.
 //!
 //! ```text
-//! cargo run --release -p pai-inference --example query_latency [single [f32|q8]]
+//! cargo run --release -p pai-inference --example query_latency [single [f32|q8|int8]]
 //! ```
 //! `single` loops on one-query calls only (for `perf record`).
 
@@ -16,6 +17,7 @@ fn main() -> anyhow::Result<()> {
     let dir = format!("{home}/.cache/pai/models/all-minilm-l6-v2");
     let f = Embedder::load_with(Path::new(&dir), Precision::F32)?;
     let q = Embedder::load_with(Path::new(&dir), Precision::Q8)?;
+    let i8 = Embedder::load_with(Path::new(&dir), Precision::Int8)?;
     let qs = [
         "What is the total amount due on the AWS invoice?",
         "Which school board meeting date",
@@ -24,22 +26,22 @@ fn main() -> anyhow::Result<()> {
     let long: Vec<String> = (0..32).map(|i| format!("{} {}", i, "The quick brown fox jumps over the lazy dog near the river bank while the census counts people with disabilities. ".repeat(8))).collect();
     let long: Vec<&str> = long.iter().map(String::as_str).collect();
     if std::env::args().nth(1).as_deref() == Some("single") {
-        let e = if std::env::args().nth(2).as_deref() == Some("f32") {
-            &f
-        } else {
-            &q
+        let e = match std::env::args().nth(2).as_deref() {
+            Some("f32") => &f,
+            Some("q8") => &q,
+            _ => &i8,
         };
         let t = Instant::now();
-        for i in 0..400 {
+        for i in 0..4000 {
             let _ = e.embed(&[qs[i % 3]])?;
         }
         println!(
             "single query: {:.2} ms",
-            t.elapsed().as_secs_f64() * 1000.0 / 400.0
+            t.elapsed().as_secs_f64() * 1000.0 / 4000.0
         );
         return Ok(());
     }
-    for (name, e) in [("f32", &f), ("q8", &q)] {
+    for (name, e) in [("f32", &f), ("q8", &q), ("int8", &i8)] {
         for q in qs {
             let _ = e.embed(&[q])?;
         }
@@ -72,16 +74,18 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let a = f.embed(&qs)?;
-    let b = q.embed(&qs)?;
     let mut long_a = f.embed(&long)?;
     long_a.truncate(4);
-    let mut long_b = q.embed(&long)?;
-    long_b.truncate(4);
-    for (x, y) in a.iter().zip(&b).chain(long_a.iter().zip(&long_b)) {
-        println!(
-            "cosine {:.5}",
-            x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>()
-        );
+    for (name, e) in [("q8", &q), ("int8", &i8)] {
+        let b = e.embed(&qs)?;
+        let mut long_b = e.embed(&long)?;
+        long_b.truncate(4);
+        for (x, y) in a.iter().zip(&b).chain(long_a.iter().zip(&long_b)) {
+            println!(
+                "{name} cosine to f32 {:.5}",
+                x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>()
+            );
+        }
     }
     Ok(())
 }

@@ -1,10 +1,13 @@
-//! Gathers concurrent embedding requests into batches for one worker thread.
+//! Gathers concurrent embedding requests into batches for the model's
+//! worker threads.
 //!
-//! candle already spreads one forward pass over every core, so a single
-//! blocking thread runs the model and two queues feed it. Each request is cut
-//! into pieces of similar-length texts; the worker takes its next batch from
-//! the interactive queue whenever that has work and from the bulk queue
-//! otherwise. A bulk batch pauses between the steps of its forward pass
+//! The int8 encoder keeps each forward pass on one thread, so one worker
+//! runs per core; candle's encoders spread a pass over every core
+//! themselves and get one worker ([`Embedder::parallel_passes`]). Two queues
+//! feed the workers. Each request is cut into pieces of similar-length texts;
+//! a worker takes its next batch from the interactive queue whenever that
+//! has work (its share of it, when other workers are idle too) and from the
+//! bulk queue otherwise. A bulk batch pauses between the steps of its forward pass
 //! (each layer's attention and feed-forward) while queries wait, and resumes
 //! once they are answered: a search query waits at most for one step of a
 //! small bulk batch, never behind an ingest request.
@@ -106,6 +109,8 @@ struct Queues {
     interactive: VecDeque<Piece>,
     bulk: VecDeque<Piece>,
     closed: bool,
+    /// Workers waiting for work.
+    idle: usize,
 }
 
 struct Shared {
@@ -119,7 +124,7 @@ impl Shared {
     }
 }
 
-/// Batches embedding requests onto one model worker thread.
+/// Batches embedding requests onto the model's worker threads.
 pub struct Batcher {
     shared: Arc<Shared>,
     embedder: Arc<Embedder>,
@@ -136,8 +141,19 @@ impl std::fmt::Debug for Batcher {
 }
 
 impl Batcher {
-    /// Starts the worker thread; it stops when the batcher is dropped.
+    /// Starts one worker thread per forward pass the model runs at once
+    /// ([`Embedder::parallel_passes`]); they stop when the batcher is dropped.
     pub fn start(embedder: Arc<Embedder>, sizes: BatchSizes) -> std::io::Result<Self> {
+        let workers = embedder.parallel_passes();
+        Self::start_with_workers(embedder, sizes, workers)
+    }
+
+    /// Starts `workers` worker threads (at least one).
+    pub fn start_with_workers(
+        embedder: Arc<Embedder>,
+        sizes: BatchSizes,
+        workers: usize,
+    ) -> std::io::Result<Self> {
         let sizes = BatchSizes {
             interactive: sizes.interactive.clamp(1, MAX_BATCH),
             bulk: sizes.bulk.clamp(1, MAX_BATCH),
@@ -146,11 +162,13 @@ impl Batcher {
             queues: Mutex::new(Queues::default()),
             wake: Condvar::new(),
         });
-        let worker_shared = Arc::clone(&shared);
-        let worker_embedder = Arc::clone(&embedder);
-        std::thread::Builder::new()
-            .name("pai-embed".to_owned())
-            .spawn(move || run_worker(&worker_shared, &worker_embedder, sizes))?;
+        for index in 0..workers.max(1) {
+            let worker_shared = Arc::clone(&shared);
+            let worker_embedder = Arc::clone(&embedder);
+            std::thread::Builder::new()
+                .name(format!("pai-embed-{index}"))
+                .spawn(move || run_worker(&worker_shared, &worker_embedder, sizes))?;
+        }
         Ok(Self {
             shared,
             embedder,
@@ -247,9 +265,16 @@ fn take(queue: &mut VecDeque<Piece>, limit: usize) -> Vec<Piece> {
     batch
 }
 
-/// Takes the next batch: interactive pieces when there are any, else bulk.
+/// Takes the next batch: interactive pieces when there are any (an even
+/// share among the idle workers, so that they run side by side), else bulk.
 fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) {
-    let interactive = take(&mut queues.interactive, sizes.interactive);
+    let waiting: usize = queues
+        .interactive
+        .iter()
+        .map(|piece| piece.texts.len())
+        .sum();
+    let share = waiting.div_ceil(queues.idle.max(1));
+    let interactive = take(&mut queues.interactive, share.min(sizes.interactive));
     if interactive.is_empty() {
         (take(&mut queues.bulk, sizes.bulk), Priority::Bulk)
     } else {
@@ -261,12 +286,20 @@ fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
     loop {
         let (batch, priority) = {
             let mut queues = shared.queues();
+            queues.idle += 1;
             loop {
                 if queues.closed {
                     return;
                 }
                 let (batch, priority) = next_batch(&mut queues, sizes);
                 if !batch.is_empty() {
+                    queues.idle -= 1;
+                    // One wake-up per request: hand what is left to another
+                    // idle worker.
+                    if queues.idle > 0 && !(queues.interactive.is_empty() && queues.bulk.is_empty())
+                    {
+                        shared.wake.notify_one();
+                    }
                     break (batch, priority);
                 }
                 queues = shared

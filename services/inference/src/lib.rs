@@ -1,11 +1,14 @@
 //! pai's inference service, embedding half: all-MiniLM-L6-v2 run in process
-//! on candle, with concurrent `Embed` calls batched onto one worker thread
-//! and interactive (search) requests served before bulk (ingest) ones.
+//! (pai's int8 encoder, or candle's), with concurrent `Embed` calls batched
+//! onto one worker thread per forward pass the model runs at once and
+//! interactive (search) requests served before bulk (ingest) ones.
 
 pub mod batcher;
 pub mod embedder;
 pub mod error;
 mod grpc;
+mod int8_bert;
+mod int8_gemm;
 mod quantized_bert;
 
 use std::path::PathBuf;
@@ -38,7 +41,8 @@ pub struct InferenceSettings {
     pub jwt: JwtSettings,
     /// A folder with model.safetensors, config.json and tokenizer.json.
     pub embedding_model_path: PathBuf,
-    /// `EMBEDDING_PRECISION`: `q8` (default) or `f32`.
+    /// `EMBEDDING_PRECISION`: `int8` (the default on CPUs with AVX-512
+    /// VNNI), `q8` (the default elsewhere) or `f32`.
     pub precision: Precision,
     pub batch_sizes: BatchSizes,
 }

@@ -20,33 +20,13 @@ use candle_transformers::models::bert::Config;
 /// products, about 4x slower here. Padding with zeros changes no result.
 const KERNEL_BLOCK: usize = 256;
 
-/// GELU, `x·Φ(x)`, with erf from a rational approximation (Eigen's fast
-/// float erf, exact ±1 beyond |x| = 4): plain arithmetic the compiler
-/// vectorizes, where libm's erf took one value at a time and ~11 % of a
-/// search's CPU (perf).
+/// GELU on every value, with [`crate::int8_bert::gelu`]'s vectorisable erf.
 fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     let mut values = x.flatten_all()?.to_vec1::<f32>()?;
     for value in &mut values {
-        *value = 0.5 * *value * (1.0 + erf(*value * std::f32::consts::FRAC_1_SQRT_2));
+        *value = crate::int8_bert::gelu(*value);
     }
     Tensor::from_vec(values, x.shape(), x.device())
-}
-
-#[inline]
-fn erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    p = x2 * p - 2.101_024e-6;
-    p = x2 * p - 5.692_506_6e-5;
-    p = x2 * p - 7.349_906e-4;
-    p = x2 * p - 2.9546e-3;
-    p = x2 * p - 1.609_603_3e-2;
-    let mut q = x2 * -1.456_607_2e-5 - 2.133_740_6e-4;
-    q = x2 * q - 1.682_827e-3;
-    q = x2 * q - 7.373_329e-3;
-    q = x2 * q - 1.426_474e-2;
-    x * p / q
 }
 
 /// A dense layer: `x · Wᵀ + b` with W quantized.

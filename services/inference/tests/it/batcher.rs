@@ -11,14 +11,16 @@ use crate::{MINUTES, cosine, embedder};
 async fn a_query_is_answered_between_the_layers_of_a_running_bulk_batch() {
     // One bulk batch of 32 long texts: a single forward pass, which takes
     // far longer than a query. Before bulk batches paused between layers,
-    // the query waited for all of it.
+    // the query waited for all of it. One worker, so that no idle second
+    // worker answers the query.
     let batcher = Arc::new(
-        Batcher::start(
+        Batcher::start_with_workers(
             embedder(),
             BatchSizes {
                 interactive: 32,
                 bulk: 32,
             },
+            1,
         )
         .unwrap(),
     );
@@ -55,4 +57,47 @@ async fn a_query_is_answered_between_the_layers_of_a_running_bulk_batch() {
         query_done < bulk_done,
         "the query ({query_latency:?}) waited for the bulk batch ({bulk_duration:?})"
     );
+}
+
+#[tokio::test]
+async fn concurrent_queries_on_two_workers_beside_ingest_get_their_own_vectors() {
+    let batcher = Arc::new(
+        Batcher::start_with_workers(
+            embedder(),
+            BatchSizes {
+                interactive: 32,
+                bulk: 2,
+            },
+            2,
+        )
+        .unwrap(),
+    );
+    let bulk = tokio::spawn({
+        let batcher = Arc::clone(&batcher);
+        async move {
+            batcher
+                .embed(vec![MINUTES.repeat(3); 12], Priority::Bulk)
+                .await
+        }
+    });
+    let queries: Vec<String> = (0..16)
+        .map(|index| format!("What did invoice number {index} cost?"))
+        .collect();
+    let answers = futures::future::join_all(queries.iter().map(|query| {
+        let batcher = Arc::clone(&batcher);
+        let query = query.clone();
+        async move { batcher.embed(vec![query], Priority::Interactive).await }
+    }))
+    .await;
+    let direct = embedder()
+        .embed(&queries.iter().map(String::as_str).collect::<Vec<_>>())
+        .unwrap();
+    for ((query, answer), expected) in queries.iter().zip(answers).zip(&direct) {
+        let answer = answer.unwrap();
+        assert!(cosine(&answer[0], expected) > 0.999, "{query}");
+    }
+    let bulk = bulk.await.unwrap().unwrap();
+    let alone = embedder().embed(&[MINUTES.repeat(3).as_str()]).unwrap();
+    assert_eq!(bulk.len(), 12);
+    assert!(bulk.iter().all(|vector| cosine(vector, &alone[0]) > 0.999));
 }
