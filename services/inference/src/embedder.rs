@@ -1,9 +1,9 @@
-//! all-MiniLM-L6-v2 sentence embeddings on candle's CPU backend.
+//! all-MiniLM-L6-v2 sentence embeddings, on pai's int8 encoder or candle's.
 //!
 //! The package's `tokenizer.json` pads every input to 128 tokens; here texts
-//! are tokenized unpadded, sorted by length, and each small batch is padded
-//! only to its own longest text (FINDINGS: otherwise half the time goes to
-//! padding). Vectors are the mean of the token states under the attention
+//! are tokenized unpadded and sorted by length; the int8 encoder takes each
+//! batch unpadded, and candle's get it padded only to its own longest text
+//! (FINDINGS: otherwise half the time goes to padding). Vectors are the mean of the token states under the attention
 //! mask, L2-normalised, as sentence-transformers computes them.
 
 use std::path::{Path, PathBuf};
@@ -213,15 +213,11 @@ impl Embedder {
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); encodings.len()];
         let mut encodings: Vec<Option<Encoding>> = encodings.into_iter().map(Some).collect();
         for chunk in order.chunks(MAX_BATCH) {
-            let mut batch: Vec<Encoding> = chunk
+            let batch: Vec<Encoding> = chunk
                 .iter()
                 .filter_map(|&index| encodings[index].take())
                 .collect();
-            if !matches!(self.model, Model::Int8(_)) {
-                pad_encodings(&mut batch, &self.padding)
-                    .map_err(|err| InferenceError::Tokenizer(err.to_string()))?;
-            }
-            for (&index, vector) in chunk.iter().zip(self.forward(&batch, pause)?) {
+            for (&index, vector) in chunk.iter().zip(self.forward(batch, pause)?) {
                 vectors[index] = vector;
             }
         }
@@ -230,7 +226,7 @@ impl Embedder {
 
     /// Runs one batch through the model: mean pooling, then L2 norm. The
     /// int8 encoder takes the texts unpadded; candle's take them padded.
-    fn forward(&self, batch: &[Encoding], pause: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: Vec<Encoding>, pause: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
         match &self.model {
             Model::Int8(model) => {
                 let texts: Vec<&[u32]> = batch.iter().map(Encoding::get_ids).collect();
@@ -243,20 +239,23 @@ impl Embedder {
         }
     }
 
-    /// Runs one padded batch through a candle model (`run` maps token ids
-    /// and the attention mask to the last hidden states) and pools it.
+    /// Pads one batch to its longest text, runs it through a candle model
+    /// (`run` maps token ids and the attention mask to the last hidden
+    /// states) and pools it.
     fn pooled(
         &self,
-        batch: &[Encoding],
+        mut batch: Vec<Encoding>,
         run: impl FnOnce(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<Vec<Vec<f32>>> {
+        pad_encodings(&mut batch, &self.padding)
+            .map_err(|err| InferenceError::Tokenizer(err.to_string()))?;
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
         let (rows, columns) = (batch.len(), first.len());
         let mut ids = Vec::with_capacity(rows * columns);
         let mut mask = Vec::with_capacity(rows * columns);
-        for encoding in batch {
+        for encoding in &batch {
             ids.extend_from_slice(encoding.get_ids());
             mask.extend_from_slice(encoding.get_attention_mask());
         }

@@ -8,11 +8,13 @@
 //! each small operation over both cores and perf had ~20 % of the CPU spinning
 //! between operations at 16 concurrent queries.
 
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 
 use crate::error::{InferenceError, Result};
 use crate::int8_gemm::{Kernel, PackedLinear};
+use crate::quantized_bert::stacked_qkv;
 
 /// A layer norm's parameters.
 struct Norm {
@@ -89,28 +91,22 @@ struct Scratch {
     keys: Vec<f32>,
 }
 
-fn load_linear(
-    vars: &VarBuilder<'_>,
-    inputs: usize,
-    outputs: usize,
-) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
-    Ok((
-        vars.get((outputs, inputs), "weight")?
-            .flatten_all()?
-            .to_vec1()?,
-        vars.get(outputs, "bias")?.to_vec1()?,
-    ))
+/// Returns a tensor's values in row-major order.
+fn values(tensor: &Tensor) -> candle_core::Result<Vec<f32>> {
+    tensor.flatten_all()?.to_vec1()
+}
+
+/// Reads and packs the dense layer under `vars` (`weight`, `bias`).
+fn linear(vars: &VarBuilder<'_>, inputs: usize, outputs: usize) -> Result<PackedLinear> {
+    let weight = values(&vars.get((outputs, inputs), "weight")?)?;
+    let bias = values(&vars.get(outputs, "bias")?)?;
+    PackedLinear::new(&weight, &bias, inputs, outputs)
 }
 
 impl Int8Bert {
     /// Reads a BERT checkpoint's f32 weights and quantizes its dense layers
     /// for the fastest kernel this CPU runs.
     pub fn load(vars: &VarBuilder<'_>, config: &Config) -> Result<Self> {
-        Self::load_for(vars, config, Kernel::detect())
-    }
-
-    /// Like [`Int8Bert::load`] with the given kernel.
-    pub fn load_for(vars: &VarBuilder<'_>, config: &Config, kernel: Kernel) -> Result<Self> {
         let hidden = config.hidden_size;
         let inner = config.intermediate_size;
         if config.num_attention_heads == 0 || !hidden.is_multiple_of(config.num_attention_heads) {
@@ -121,50 +117,42 @@ impl Int8Bert {
         }
         let eps = config.layer_norm_eps;
         let embeddings = vars.pp("embeddings");
-        let words = embeddings
-            .get((config.vocab_size, hidden), "word_embeddings.weight")?
-            .flatten_all()?
-            .to_vec1()?;
-        let positions = embeddings
-            .get(
-                (config.max_position_embeddings, hidden),
-                "position_embeddings.weight",
-            )?
-            .flatten_all()?
-            .to_vec1()?;
-        let token_type = embeddings
-            .get(
-                (config.type_vocab_size, hidden),
-                "token_type_embeddings.weight",
-            )?
-            .get(0)?
-            .to_vec1()?;
+        let words =
+            values(&embeddings.get((config.vocab_size, hidden), "word_embeddings.weight")?)?;
+        let positions = values(&embeddings.get(
+            (config.max_position_embeddings, hidden),
+            "position_embeddings.weight",
+        )?)?;
+        let token_type = values(
+            &embeddings
+                .get(
+                    (config.type_vocab_size, hidden),
+                    "token_type_embeddings.weight",
+                )?
+                .get(0)?,
+        )?;
         let norm = Norm::load(&embeddings.pp("LayerNorm"), hidden, eps)?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for index in 0..config.num_hidden_layers {
             let layer = vars.pp(format!("encoder.layer.{index}"));
             let attention = layer.pp("attention");
-            let (mut qkv_weight, mut qkv_bias) = (Vec::new(), Vec::new());
-            for part in ["query", "key", "value"] {
-                let (weight, bias) = load_linear(&attention.pp("self").pp(part), hidden, hidden)?;
-                qkv_weight.extend(weight);
-                qkv_bias.extend(bias);
-            }
-            let linear = |vars: VarBuilder<'_>, inputs, outputs| -> Result<PackedLinear> {
-                let (weight, bias) = load_linear(&vars, inputs, outputs)?;
-                PackedLinear::new(&weight, &bias, inputs, outputs)
-            };
+            let (qkv_weight, qkv_bias) = stacked_qkv(&attention, hidden)?;
             layers.push(Layer {
-                qkv: PackedLinear::new(&qkv_weight, &qkv_bias, hidden, 3 * hidden)?,
-                attention_output: linear(attention.pp("output.dense"), hidden, hidden)?,
+                qkv: PackedLinear::new(
+                    &values(&qkv_weight)?,
+                    &values(&qkv_bias)?,
+                    hidden,
+                    3 * hidden,
+                )?,
+                attention_output: linear(&attention.pp("output.dense"), hidden, hidden)?,
                 attention_norm: Norm::load(&attention.pp("output.LayerNorm"), hidden, eps)?,
-                intermediate: linear(layer.pp("intermediate.dense"), hidden, inner)?,
-                output: linear(layer.pp("output.dense"), inner, hidden)?,
+                intermediate: linear(&layer.pp("intermediate.dense"), hidden, inner)?,
+                output: linear(&layer.pp("output.dense"), inner, hidden)?,
                 output_norm: Norm::load(&layer.pp("output.LayerNorm"), hidden, eps)?,
             });
         }
         Ok(Self {
-            kernel,
+            kernel: Kernel::detect(),
             words,
             positions,
             token_type,

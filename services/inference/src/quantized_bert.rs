@@ -29,6 +29,23 @@ fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     Tensor::from_vec(values, x.shape(), x.device())
 }
 
+/// Returns a layer's query, key and value projections stacked into one
+/// `(3·hidden, hidden)` weight and one `3·hidden` bias (`attention` is the
+/// layer's `attention` prefix): one product instead of three.
+pub(crate) fn stacked_qkv(
+    attention: &VarBuilder<'_>,
+    hidden: usize,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let parts = ["query", "key", "value"].map(|name| attention.pp("self").pp(name));
+    let mut weights = Vec::with_capacity(3);
+    let mut biases = Vec::with_capacity(3);
+    for part in &parts {
+        weights.push(part.get((hidden, hidden), "weight")?);
+        biases.push(part.get(hidden, "bias")?);
+    }
+    Ok((Tensor::cat(&weights, 0)?, Tensor::cat(&biases, 0)?))
+}
+
 /// A dense layer: `x · Wᵀ + b` with W quantized.
 struct Linear {
     weight: QMatMul,
@@ -111,24 +128,7 @@ impl QuantizedBert {
         for index in 0..config.num_hidden_layers {
             let layer = vars.pp(format!("encoder.layer.{index}"));
             let attention = layer.pp("attention");
-            let own = attention.pp("self");
-            let part = |name: &str| own.pp(name);
-            let weight = Tensor::cat(
-                &[
-                    part("query").get((hidden, hidden), "weight")?,
-                    part("key").get((hidden, hidden), "weight")?,
-                    part("value").get((hidden, hidden), "weight")?,
-                ],
-                0,
-            )?;
-            let bias = Tensor::cat(
-                &[
-                    part("query").get(hidden, "bias")?,
-                    part("key").get(hidden, "bias")?,
-                    part("value").get(hidden, "bias")?,
-                ],
-                0,
-            )?;
+            let (weight, bias) = stacked_qkv(&attention, hidden)?;
             layers.push(Layer {
                 qkv: Linear::quantize(&weight, bias)?,
                 attention_output: Linear::load(&attention.pp("output.dense"), hidden, hidden)?,
