@@ -382,7 +382,7 @@ impl SearchCore {
             (k * 4).max(20)
         };
         // The query's embedding takes milliseconds in the inference service;
-        // BM25, the snippet generator and the BM25 hits' rows are ready by then.
+        // BM25 and the snippet generator are ready by then.
         let embedding = async {
             let embedding = match mode {
                 Mode::Bm25 => None,
@@ -399,7 +399,7 @@ impl SearchCore {
             let text = Arc::clone(&self.text);
             let query = query.to_owned();
             let text_filters = filters.clone();
-            let (bm25, snippets) = blocking(move || {
+            let found = blocking(move || {
                 let bm25 = match mode {
                     Mode::Vector => Vec::new(),
                     Mode::Hybrid | Mode::Bm25 => {
@@ -409,17 +409,10 @@ impl SearchCore {
                 Ok((bm25, text.snippets(&query)?))
             })
             .await?;
-            let stage = stage_done(SEARCH_STAGE_SECONDS, "bm25", stage);
-            let ids: Vec<i64> = bm25.iter().map(|(id, _)| *id).collect();
-            let rows: HashMap<i64, ChunkRow> = repo::chunks_by_id(&self.pool, user_id, &ids)
-                .await?
-                .into_iter()
-                .map(|row| (row.id, row))
-                .collect();
-            stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
-            Ok::<_, SearchError>((bm25, snippets, rows))
+            stage_done(SEARCH_STAGE_SECONDS, "bm25", stage);
+            Ok::<_, SearchError>(found)
         };
-        let (embedding, (bm25, snippets, mut rows)) = tokio::try_join!(embedding, text_side)?;
+        let (embedding, (bm25, snippets)) = tokio::try_join!(embedding, text_side)?;
 
         let stage = Instant::now();
         let nearest = match embedding {
@@ -434,7 +427,7 @@ impl SearchCore {
             }
             None => Vec::new(),
         };
-        let nearest: Vec<(i64, f32)> = match mode {
+        let mut nearest: Vec<(i64, f32)> = match mode {
             Mode::Hybrid => nearest
                 .into_iter()
                 .filter(|(_, distance)| 1.0 - distance >= HYBRID_MIN_SIMILARITY)
@@ -442,28 +435,42 @@ impl SearchCore {
             Mode::Bm25 | Mode::Vector => nearest,
         };
         let stage = stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
-        let missing: Vec<i64> = nearest
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !rows.contains_key(id))
-            .collect();
-        rows.extend(
-            repo::chunks_by_id(&self.pool, user_id, &missing)
-                .await?
-                .into_iter()
-                .map(|row| (row.id, row)),
-        );
-        rows.retain(|_, row| {
-            filters.kind.as_ref().is_none_or(|k| *k == row.source_kind)
-                && filters.category.as_ref().is_none_or(|c| *c == row.category)
-        });
-        let stage = stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
-        let fused = fuse(mode, &bm25, &nearest, |id| rows.contains_key(&id));
-        let hits = fused
-            .into_iter()
-            .take(k)
-            .filter_map(|(id, score)| {
-                let chunk = rows.get(&id)?.clone();
+
+        // BM25 applied the filters inside the index; vector hits are
+        // checked against their rows.
+        let mut rows: HashMap<i64, ChunkRow> = HashMap::new();
+        if filtered {
+            let ids: Vec<i64> = nearest.iter().map(|(id, _)| *id).collect();
+            rows.extend(
+                repo::chunks_by_id(&self.pool, user_id, &ids)
+                    .await?
+                    .into_iter()
+                    .filter(|row| filters.admit(&row.source_kind, &row.category))
+                    .map(|row| (row.id, row)),
+            );
+            nearest.retain(|(id, _)| rows.contains_key(id));
+        }
+        // Only the best k are read from the table: one query of k rows
+        // (more only when a chunk was deleted since the indexes saw it).
+        let fused = fuse(mode, &bm25, &nearest);
+        let mut hits = Vec::with_capacity(k);
+        let mut next = fused.as_slice();
+        while hits.len() < k && !next.is_empty() {
+            let (batch, rest) = next.split_at((k - hits.len()).min(next.len()));
+            next = rest;
+            let missing: Vec<i64> = batch
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !rows.contains_key(id))
+                .collect();
+            rows.extend(
+                repo::chunks_by_id(&self.pool, user_id, &missing)
+                    .await?
+                    .into_iter()
+                    .map(|row| (row.id, row)),
+            );
+            hits.extend(batch.iter().filter_map(|(id, score)| {
+                let chunk = rows.remove(id)?;
                 let highlighted = snippets.snippet(&chunk.text).to_html();
                 let snippet = if highlighted.is_empty() {
                     chunk.text.chars().take(240).collect()
@@ -472,12 +479,12 @@ impl SearchCore {
                 };
                 Some(Hit {
                     chunk,
-                    score,
+                    score: *score,
                     snippet,
                 })
-            })
-            .collect();
-        stage_done(SEARCH_STAGE_SECONDS, "render", stage);
+            }));
+        }
+        stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
         Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
     }
 }
@@ -516,25 +523,18 @@ fn parse_generation(contents: &str) -> Option<i64> {
 }
 
 /// Orders chunk ids by mode: BM25 score, cosine similarity, or reciprocal
-/// rank fusion of both lists. Only ids `keep` accepts are ranked.
-fn fuse(
-    mode: Mode,
-    bm25: &[(i64, f32)],
-    nearest: &[(i64, f32)],
-    keep: impl Fn(i64) -> bool,
-) -> Vec<(i64, f32)> {
+/// rank fusion of both lists.
+fn fuse(mode: Mode, bm25: &[(i64, f32)], nearest: &[(i64, f32)]) -> Vec<(i64, f32)> {
     let mut ranked: Vec<(i64, f32)> = match mode {
-        Mode::Bm25 => bm25.iter().filter(|(id, _)| keep(*id)).copied().collect(),
+        Mode::Bm25 => bm25.to_vec(),
         Mode::Vector => nearest
             .iter()
-            .filter(|(id, _)| keep(*id))
             .map(|(id, distance)| (*id, 1.0 - distance))
             .collect(),
         Mode::Hybrid => {
             let mut scores: HashMap<i64, f32> = HashMap::new();
             for list in [bm25, nearest] {
-                let kept = list.iter().filter(|(id, _)| keep(*id));
-                for (rank, (id, _)) in kept.enumerate() {
+                for (rank, (id, _)) in list.iter().enumerate() {
                     *scores.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
                 }
             }
@@ -561,12 +561,15 @@ mod tests {
     fn fusion_rewards_agreement() {
         let bm25 = [(1, 9.0), (2, 5.0), (3, 1.0)];
         let nearest = [(2, 0.1), (3, 0.2), (4, 0.3)];
-        let fused = fuse(Mode::Hybrid, &bm25, &nearest, |_| true);
+        let fused = fuse(Mode::Hybrid, &bm25, &nearest);
         assert_eq!(fused[0].0, 2, "{fused:?}");
         assert_eq!(fused.len(), 4);
-        let only_vector = fuse(Mode::Vector, &bm25, &nearest, |id| id != 3);
-        assert_eq!(only_vector.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 4]);
-        let only_bm25 = fuse(Mode::Bm25, &bm25, &nearest, |_| true);
+        let only_vector = fuse(Mode::Vector, &bm25, &nearest);
+        assert_eq!(
+            only_vector.iter().map(|h| h.0).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        let only_bm25 = fuse(Mode::Bm25, &bm25, &nearest);
         assert_eq!(only_bm25[0].0, 1);
     }
 }

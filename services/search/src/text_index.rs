@@ -47,6 +47,14 @@ pub struct Filters {
     pub category: Option<String>,
 }
 
+impl Filters {
+    /// Whether a chunk of this source kind and category passes.
+    pub fn admit(&self, kind: &str, category: &str) -> bool {
+        self.kind.as_deref().is_none_or(|k| k == kind)
+            && self.category.as_deref().is_none_or(|c| c == category)
+    }
+}
+
 struct Fields {
     id: Field,
     user: Field,

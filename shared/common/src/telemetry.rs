@@ -30,8 +30,7 @@ pub fn init(env: &Env) {
 /// the services share its process.
 pub const INGEST_STAGE_SECONDS: &str = "pai_ingest_stage_seconds";
 /// Histogram of search stages (`stage`: embed, bm25 with the snippet
-/// generator, vector, hydrate, render; embed overlaps bm25 and the first
-/// hydrate).
+/// generator, vector, hydrate with the snippets; embed overlaps bm25).
 pub const SEARCH_STAGE_SECONDS: &str = "pai_search_stage_seconds";
 
 /// Records the time since `started` under `stage` of the histogram `metric`;
