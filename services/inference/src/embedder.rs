@@ -48,7 +48,7 @@ impl Default for Precision {
     /// Returns the fastest precision this CPU runs.
     fn default() -> Self {
         match Kernel::detect() {
-            Kernel::Vnni => Self::Int8,
+            Kernel::Amx | Kernel::Vnni => Self::Int8,
             Kernel::Portable => Self::Q8,
         }
     }
