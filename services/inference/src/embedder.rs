@@ -34,11 +34,13 @@ const MAX_TEXT_BYTES: usize = 32 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// 8-bit integer weights and activations on pai's own encoder
-    /// (`int8_bert`): one thread per forward pass, AVX-512 VNNI where the
-    /// CPU has it. The default on such CPUs; cosine ≥ 0.99 to `F32`.
+    /// (`int8_bert`): one thread per forward pass, on AMX or AVX-512 VNNI
+    /// where the CPU has them. The default on such CPUs; cosine ≥ 0.99 to
+    /// `F32`.
     Int8,
     /// 8-bit weights (Q8_0) on candle's quantized kernels, each forward pass
-    /// spread over every core: the default on CPUs without AVX-512 VNNI.
+    /// spread over every core: the default on CPUs with neither AVX-512
+    /// VNNI nor AMX.
     Q8,
     /// The checkpoint's f32 weights on candle's BERT, as trained.
     F32,

@@ -8,7 +8,7 @@ pub mod embedder;
 pub mod error;
 mod grpc;
 mod int8_bert;
-mod int8_gemm;
+pub mod int8_gemm;
 mod quantized_bert;
 
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ pub struct InferenceSettings {
     /// A folder with model.safetensors, config.json and tokenizer.json.
     pub embedding_model_path: PathBuf,
     /// `EMBEDDING_PRECISION`: `int8` (the default on CPUs with AVX-512
-    /// VNNI), `q8` (the default elsewhere) or `f32`.
+    /// VNNI or AMX), `q8` (the default elsewhere) or `f32`.
     pub precision: Precision,
     pub batch_sizes: BatchSizes,
 }
