@@ -14,7 +14,7 @@ use candle_transformers::models::bert::Config;
 
 use crate::error::{InferenceError, Result};
 use crate::int8_gemm::{Kernel, PackedLinear};
-use crate::quantized_bert::stacked_qkv;
+use crate::quantized_bert::{EmbeddingTables, stacked_qkv};
 
 /// A layer norm's parameters.
 struct Norm {
@@ -117,20 +117,7 @@ impl Int8Bert {
         }
         let eps = config.layer_norm_eps;
         let embeddings = vars.pp("embeddings");
-        let words =
-            values(&embeddings.get((config.vocab_size, hidden), "word_embeddings.weight")?)?;
-        let positions = values(&embeddings.get(
-            (config.max_position_embeddings, hidden),
-            "position_embeddings.weight",
-        )?)?;
-        let token_type = values(
-            &embeddings
-                .get(
-                    (config.type_vocab_size, hidden),
-                    "token_type_embeddings.weight",
-                )?
-                .get(0)?,
-        )?;
+        let tables = EmbeddingTables::load(&embeddings, config)?;
         let norm = Norm::load(&embeddings.pp("LayerNorm"), hidden, eps)?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for index in 0..config.num_hidden_layers {
@@ -153,9 +140,9 @@ impl Int8Bert {
         }
         Ok(Self {
             kernel: Kernel::detect(),
-            words,
-            positions,
-            token_type,
+            words: values(&tables.words)?,
+            positions: values(&tables.positions)?,
+            token_type: values(&tables.token_type)?,
             norm,
             layers,
             hidden,

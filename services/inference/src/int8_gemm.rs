@@ -455,7 +455,7 @@ mod amx {
         assert!(input.values.len() >= rows.next_multiple_of(AMX_ROWS) * depth);
         // Weight rows: one per GROUP inputs, PANEL columns of GROUP bytes.
         let weight_stride = PANEL * GROUP;
-        let product_stride = PANEL * 4;
+        let product_stride = PANEL * size_of::<i32>();
         let config = TileConfig::sixteen_by_sixty_four();
         let mut products = Products([[0; PANEL]; AMX_ROWS]);
         // SAFETY: the configuration is a valid palette-1 layout of 64 bytes.

@@ -46,6 +46,38 @@ pub(crate) fn stacked_qkv(
     Ok((Tensor::cat(&weights, 0)?, Tensor::cat(&biases, 0)?))
 }
 
+/// BERT's input tables: word and position embeddings, and the row of
+/// token type 0 (sentence embeddings use no other).
+pub(crate) struct EmbeddingTables {
+    /// `(vocab, hidden)`.
+    pub words: Tensor,
+    /// `(positions, hidden)`.
+    pub positions: Tensor,
+    /// `(hidden)`.
+    pub token_type: Tensor,
+}
+
+impl EmbeddingTables {
+    /// Reads the tables under `embeddings` (the checkpoint's `embeddings`
+    /// prefix).
+    pub(crate) fn load(embeddings: &VarBuilder<'_>, config: &Config) -> candle_core::Result<Self> {
+        let hidden = config.hidden_size;
+        Ok(Self {
+            words: embeddings.get((config.vocab_size, hidden), "word_embeddings.weight")?,
+            positions: embeddings.get(
+                (config.max_position_embeddings, hidden),
+                "position_embeddings.weight",
+            )?,
+            token_type: embeddings
+                .get(
+                    (config.type_vocab_size, hidden),
+                    "token_type_embeddings.weight",
+                )?
+                .get(0)?,
+        })
+    }
+}
+
 /// A dense layer: `x · Wᵀ + b` with W quantized.
 struct Linear {
     weight: QMatMul,
@@ -112,17 +144,11 @@ impl QuantizedBert {
         let hidden = config.hidden_size;
         let eps = config.layer_norm_eps;
         let embeddings = vars.pp("embeddings");
-        let words = embeddings.get((config.vocab_size, hidden), "word_embeddings.weight")?;
-        let positions = embeddings.get(
-            (config.max_position_embeddings, hidden),
-            "position_embeddings.weight",
-        )?;
-        let token_type = embeddings
-            .get(
-                (config.type_vocab_size, hidden),
-                "token_type_embeddings.weight",
-            )?
-            .get(0)?;
+        let EmbeddingTables {
+            words,
+            positions,
+            token_type,
+        } = EmbeddingTables::load(&embeddings, config)?;
         let norm = candle_nn::layer_norm(hidden, eps, embeddings.pp("LayerNorm"))?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for index in 0..config.num_hidden_layers {
