@@ -23,8 +23,9 @@ const PANEL: usize = 64;
 const GROUP: usize = 4;
 /// Inputs per tile row of the AMX kernel: the depth is padded to it.
 const DEPTH_STEP: usize = 64;
-/// Input rows per register tile of the VNNI kernel.
-const TILE_ROWS: usize = 4;
+/// Input rows per register tile of the VNNI kernel: 6 × 4 accumulators,
+/// 4 weight vectors and a broadcast fill 29 of the 32 vector registers.
+const TILE_ROWS: usize = 6;
 /// Input rows per AMX tile: the quantized rows are padded to it.
 const AMX_ROWS: usize = 16;
 
@@ -141,7 +142,7 @@ impl PackedLinear {
     /// (rows of `outputs` values).
     pub fn forward(&self, kernel: Kernel, x: &[f32], out: &mut Vec<f32>) {
         let rows = x.len() / self.inputs;
-        let input = QuantizedRows::new(x, rows, self.inputs, self.depth);
+        let input = QuantizedRows::new(kernel, x, rows, self.inputs, self.depth);
         out.clear();
         out.resize(rows * self.outputs, 0.0);
         match kernel {
@@ -193,6 +194,41 @@ impl PackedLinear {
     }
 }
 
+/// The scale and zero point that map `low..=high` (a range holding 0, so
+/// that zero and the padding are exact) onto 0..=255.
+fn scale_and_zero(low: f32, high: f32) -> (f32, f32) {
+    let scale = if high > low {
+        (high - low) / 255.0
+    } else {
+        1.0
+    };
+    (scale, (-low / scale).round().clamp(0.0, 255.0))
+}
+
+/// Quantizes one row into `target` (its first `row.len()` bytes; the
+/// padding after them multiplies zero weights) and returns its scale and
+/// zero point. Rounds half up by truncating `+ 0.5`
+/// (the values are ≥ 0, and the cast saturates): x86-64's baseline has no
+/// vector rounding instruction, and `round` would call libm once per value.
+fn quantize_row(row: &[f32], target: &mut [u8]) -> (f32, i32) {
+    // Sixteen running minima and maxima vectorize; one would not.
+    let (mut lows, mut highs) = ([0.0_f32; 16], [0.0_f32; 16]);
+    for chunk in row.chunks(16) {
+        for ((low, high), &value) in lows.iter_mut().zip(highs.iter_mut()).zip(chunk) {
+            *low = low.min(value);
+            *high = high.max(value);
+        }
+    }
+    let low = lows.iter().fold(0.0_f32, |m, &v| m.min(v));
+    let high = highs.iter().fold(0.0_f32, |m, &v| m.max(v));
+    let (scale, zero) = scale_and_zero(low, high);
+    let inverse = 1.0 / scale;
+    for (q, &value) in target.iter_mut().zip(row) {
+        *q = (value * inverse + zero + 0.5) as u8;
+    }
+    (scale, zero as i32)
+}
+
 /// Input rows quantized to uint8, one scale and zero point per row, each
 /// row padded to the layer's depth with zeros, and zero rows after the last
 /// up to a whole AMX tile.
@@ -204,38 +240,28 @@ struct QuantizedRows {
 }
 
 impl QuantizedRows {
-    fn new(x: &[f32], rows: usize, inputs: usize, depth: usize) -> Self {
+    fn new(kernel: Kernel, x: &[f32], rows: usize, inputs: usize, depth: usize) -> Self {
         let mut values = vec![0_u8; rows.next_multiple_of(AMX_ROWS) * depth];
         let mut scales = Vec::with_capacity(rows);
         let mut zero_points = Vec::with_capacity(rows);
+        #[cfg(target_arch = "x86_64")]
+        let vector = kernel != Kernel::Portable && vnni::usable();
+        #[cfg(not(target_arch = "x86_64"))]
+        let vector = {
+            let _ = kernel;
+            false
+        };
         for (row, target) in x.chunks_exact(inputs).zip(values.chunks_exact_mut(depth)) {
-            // The range includes 0 so that zero (and the padding) is exact.
-            // Sixteen running minima and maxima vectorize; one would not.
-            let (mut lows, mut highs) = ([0.0_f32; 16], [0.0_f32; 16]);
-            for chunk in row.chunks(16) {
-                for ((low, high), &value) in lows.iter_mut().zip(highs.iter_mut()).zip(chunk) {
-                    *low = low.min(value);
-                    *high = high.max(value);
-                }
-            }
-            let low = lows.iter().fold(0.0_f32, |m, &v| m.min(v));
-            let high = highs.iter().fold(0.0_f32, |m, &v| m.max(v));
-            let scale = if high > low {
-                (high - low) / 255.0
+            #[cfg(target_arch = "x86_64")]
+            let (scale, zero) = if vector {
+                vnni::quantize_row(row, target)
             } else {
-                1.0
+                quantize_row(row, target)
             };
-            let zero = (-low / scale).round().clamp(0.0, 255.0);
-            let inverse = 1.0 / scale;
-            // Rounds half up by truncating `+ 0.5` (the values are ≥ 0, and
-            // the cast saturates): x86-64's baseline has no vector rounding
-            // instruction, and `round` would call libm once per value.
-            for (q, &value) in target.iter_mut().zip(row) {
-                *q = (value * inverse + zero + 0.5) as u8;
-            }
-            // Padding multiplies zero weights: any value will do.
+            #[cfg(not(target_arch = "x86_64"))]
+            let (scale, zero) = quantize_row(row, target);
             scales.push(scale);
-            zero_points.push(zero as i32);
+            zero_points.push(zero);
         }
         Self {
             values,
@@ -285,11 +311,69 @@ fn portable_product(layer: &PackedLinear, input: &QuantizedRows, out: &mut [f32]
 )]
 mod vnni {
     use std::arch::x86_64::{
-        __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_si512,
-        _mm512_storeu_si512,
+        __m512i, __mmask16, _mm512_add_ps, _mm512_cvtepi32_ps, _mm512_cvttps_epi32,
+        _mm512_dpbusd_epi32, _mm512_loadu_ps, _mm512_loadu_si512,
+        _mm512_mask_cvtusepi32_storeu_epi8, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+        _mm512_max_epi32, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_mullo_epi32,
+        _mm512_reduce_max_ps, _mm512_reduce_min_ps, _mm512_set1_epi32, _mm512_set1_ps,
+        _mm512_setzero_ps, _mm512_setzero_si512, _mm512_sub_epi32,
     };
 
-    use super::{GROUP, PANEL, PackedLinear, QuantizedRows, TILE_ROWS};
+    use super::{GROUP, PANEL, PackedLinear, QuantizedRows, TILE_ROWS, scale_and_zero};
+
+    /// The lanes of the last `16`-value step of `len` values at `at`.
+    fn mask(len: usize, at: usize) -> __mmask16 {
+        let lanes = (len - at).min(16);
+        if lanes == 16 {
+            __mmask16::MAX
+        } else {
+            (1 << lanes) - 1
+        }
+    }
+
+    /// [`super::quantize_row`] in AVX-512: the same bytes, scale and zero
+    /// point, sixteen values a step.
+    pub(super) fn quantize_row(row: &[f32], target: &mut [u8]) -> (f32, i32) {
+        assert!(usable(), "the VNNI quantizer needs AVX-512");
+        assert!(target.len() >= row.len());
+        // SAFETY: the CPU has the features (checked above); `target` has
+        // room for the row (asserted).
+        unsafe { quantize_row_avx512(row, target) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn quantize_row_avx512(row: &[f32], target: &mut [u8]) -> (f32, i32) {
+        let (mut low, mut high) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        for at in (0..row.len()).step_by(16) {
+            // SAFETY: the mask covers only values inside `row`; the other
+            // lanes read as 0, inside the range already.
+            let values =
+                unsafe { _mm512_maskz_loadu_ps(mask(row.len(), at), row.as_ptr().add(at)) };
+            low = _mm512_min_ps(low, values);
+            high = _mm512_max_ps(high, values);
+        }
+        let (scale, zero) = scale_and_zero(_mm512_reduce_min_ps(low), _mm512_reduce_max_ps(high));
+        let (inverse, offset) = (_mm512_set1_ps(1.0 / scale), _mm512_set1_ps(zero));
+        let half = _mm512_set1_ps(0.5);
+        for at in (0..row.len()).step_by(16) {
+            let lanes = mask(row.len(), at);
+            // SAFETY: as above; the store writes the same lanes of `target`,
+            // which is at least as long as `row`.
+            unsafe {
+                let values = _mm512_maskz_loadu_ps(lanes, row.as_ptr().add(at));
+                let shifted =
+                    _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(values, inverse), offset), half);
+                // Truncates like `as u8`: below 0 becomes 0, above 255 255.
+                let whole = _mm512_max_epi32(_mm512_cvttps_epi32(shifted), _mm512_setzero_si512());
+                _mm512_mask_cvtusepi32_storeu_epi8(
+                    target.as_mut_ptr().add(at).cast(),
+                    lanes,
+                    whole,
+                );
+            }
+        }
+        (scale, zero as i32)
+    }
 
     pub(super) fn usable() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -314,15 +398,22 @@ mod vnni {
                 tile::<TILE_ROWS>(layer, input, row, panel, weights, out);
                 row += TILE_ROWS;
             }
-            while row < rows {
-                tile::<1>(layer, input, row, panel, weights, out);
-                row += 1;
+            match rows - row {
+                0 => {}
+                1 => tile::<1>(layer, input, row, panel, weights, out),
+                2 => tile::<2>(layer, input, row, panel, weights, out),
+                3 => tile::<3>(layer, input, row, panel, weights, out),
+                4 => tile::<4>(layer, input, row, panel, weights, out),
+                _ => tile::<5>(layer, input, row, panel, weights, out),
             }
         }
     }
 
     /// Rows `first..first + ROWS` of one panel: `ROWS × 4` accumulators stay
-    /// in registers for the whole depth.
+    /// in registers for the whole depth. Each step loads the panel's four
+    /// weight vectors once and broadcasts each row's four input bytes
+    /// straight from memory (a load, not a shuffle that would compete with
+    /// `vpdpbusd` for its port).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     fn tile<const ROWS: usize>(
@@ -335,13 +426,17 @@ mod vnni {
     ) {
         let steps = layer.depth / GROUP;
         assert!(weights.len() == steps * PANEL * GROUP);
-        assert!(first + ROWS <= input.rows());
-        let sources: [&[u8]; ROWS] = std::array::from_fn(|r| input.row(first + r));
+        assert!(first + ROWS <= input.rows() && input.depth == layer.depth);
+        let sources: [*const u8; ROWS] = std::array::from_fn(|r| input.row(first + r).as_ptr());
         let mut sums: [[__m512i; 4]; ROWS] = [[_mm512_setzero_si512(); 4]; ROWS];
         for step in 0..steps {
-            let block = weights[step * PANEL * GROUP..].as_ptr();
-            // SAFETY: each step's block holds PANEL·GROUP = 256 bytes (the
-            // length is asserted above); unaligned loads are allowed.
+            // SAFETY: each step's block holds PANEL·GROUP = 256 bytes and
+            // each input row `depth` = steps·GROUP bytes (both asserted
+            // above); unaligned loads are allowed.
+            let (block, at) = (
+                unsafe { weights.as_ptr().add(step * PANEL * GROUP) },
+                step * GROUP,
+            );
             let columns = unsafe {
                 [
                     _mm512_loadu_si512(block.cast()),
@@ -350,22 +445,61 @@ mod vnni {
                     _mm512_loadu_si512(block.add(192).cast()),
                 ]
             };
-            for (source, sums) in sources.iter().zip(sums.iter_mut()) {
-                let at = step * GROUP;
-                let group = [source[at], source[at + 1], source[at + 2], source[at + 3]];
-                let broadcast = _mm512_set1_epi32(i32::from_le_bytes(group));
+            for (&source, sums) in sources.iter().zip(sums.iter_mut()) {
+                // SAFETY: as above, `at + GROUP ≤ depth`.
+                let group = unsafe { source.add(at).cast::<i32>().read_unaligned() };
+                let broadcast = _mm512_set1_epi32(group);
                 for (sum, column) in sums.iter_mut().zip(columns) {
                     *sum = _mm512_dpbusd_epi32(*sum, broadcast, column);
                 }
             }
         }
         for (r, sums) in sums.iter().enumerate() {
-            let mut products = [0_i32; PANEL];
-            for (part, sum) in sums.iter().enumerate() {
-                // SAFETY: `products` has room for 16 values at every 16th index.
-                unsafe { _mm512_storeu_si512(products[part * 16..].as_mut_ptr().cast(), *sum) };
+            finish(layer, input, first + r, panel, sums, out);
+        }
+    }
+
+    /// [`PackedLinear::finish`] sixteen columns a step, from the registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    fn finish(
+        layer: &PackedLinear,
+        input: &QuantizedRows,
+        row: usize,
+        panel: usize,
+        sums: &[__m512i; 4],
+        out: &mut [f32],
+    ) {
+        let first = panel * PANEL;
+        let columns = PANEL.min(layer.outputs - first);
+        let scale = _mm512_set1_ps(input.scales[row]);
+        let zero = _mm512_set1_epi32(input.zero_points[row]);
+        let target = &mut out[row * layer.outputs + first..][..columns];
+        // The per-column vectors are padded to whole panels.
+        assert!(layer.sums.len() >= first + PANEL && layer.scales.len() >= first + PANEL);
+        assert!(layer.bias.len() >= first + PANEL);
+        for (part, &sum) in sums.iter().enumerate() {
+            let at = part * 16;
+            if at >= columns {
+                break;
             }
-            layer.finish(input, first + r, panel, &products, out);
+            // SAFETY: the loads read 16 values inside the padded vectors
+            // (asserted above); the store writes only the lanes inside
+            // `target`.
+            unsafe {
+                let weight_sums = _mm512_loadu_si512(layer.sums.as_ptr().add(first + at).cast());
+                let weight_scales = _mm512_loadu_ps(layer.scales.as_ptr().add(first + at));
+                let bias = _mm512_loadu_ps(layer.bias.as_ptr().add(first + at));
+                let exact = _mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, weight_sums));
+                let value = _mm512_add_ps(
+                    _mm512_mul_ps(
+                        _mm512_cvtepi32_ps(exact),
+                        _mm512_mul_ps(scale, weight_scales),
+                    ),
+                    bias,
+                );
+                _mm512_mask_storeu_ps(target.as_mut_ptr().add(at), mask(columns, at), value);
+            }
         }
     }
 }
@@ -559,8 +693,7 @@ mod tests {
 
     #[test]
     fn the_product_is_close_to_the_f32_one_for_odd_shapes() {
-        // Neither dimension a multiple of the kernel's blocks, 7 rows
-        // (one tile of four and three single rows).
+        // Neither dimension a multiple of the kernel's blocks, 7 rows.
         let (rows, inputs, outputs) = (7, 37, 70);
         let x = values(rows * inputs, 1);
         let w = values(outputs * inputs, 2);

@@ -7,12 +7,11 @@ use std::sync::Mutex;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-    Value,
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TokenStream;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
 use uuid::Uuid;
 
 use crate::analysis::{self, Derived, PARTS, STEMS, WORDS};
@@ -27,6 +26,8 @@ const TITLE_WEIGHT: f32 = 0.5;
 /// Score added to chunks on the page a query names ("table 2 on page 3").
 const NAMED_PAGE_SCORE: f32 = 2.0;
 const WRITER_MEMORY: usize = 50_000_000;
+/// The chunk id's field name.
+const ID: &str = "id";
 
 /// What the BM25 index stores of a chunk.
 pub struct TextDoc<'a> {
@@ -94,7 +95,9 @@ fn schema() -> (Schema, Fields) {
         )
     };
     let fields = Fields {
-        id: builder.add_i64_field("id", INDEXED | STORED),
+        // A fast field: a hit's id is read from a column, not from the
+        // compressed document store.
+        id: builder.add_i64_field(ID, INDEXED | FAST),
         user: builder.add_text_field("user", STRING),
         source: builder.add_text_field("source", STRING),
         kind: builder.add_text_field("kind", STRING),
@@ -282,10 +285,20 @@ impl TextIndex {
         let searcher = self.reader.searcher();
         let query = self.user_query(user_id, query, filters);
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut columns = Vec::new();
+        columns.resize_with(searcher.segment_readers().len(), || None);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_i64()) {
+            let column = match &mut columns[address.segment_ord as usize] {
+                Some(column) => column,
+                empty => empty.insert(
+                    searcher
+                        .segment_reader(address.segment_ord)
+                        .fast_fields()
+                        .i64(ID)?,
+                ),
+            };
+            if let Some(id) = column.first(address.doc_id) {
                 hits.push((id, score));
             }
         }
