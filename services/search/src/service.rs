@@ -73,7 +73,10 @@ pub struct SearchCore {
     index_thread: IndexThread,
     /// Serialises changes so indexes apply them in generation order.
     writes: tokio::sync::Mutex<i64>,
-    /// Bounds concurrent index searches (usearch's thread contexts).
+    /// Index searches (BM25 or vector) running at once: one per core, in
+    /// arrival order. More would only share the cores with the model's
+    /// workers and every other search, finishing all of them later (and
+    /// usearch has a bounded number of thread contexts).
     searches: tokio::sync::Semaphore,
     generation_file: PathBuf,
 }
@@ -111,7 +114,11 @@ impl SearchCore {
             embedder,
             index_thread,
             writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
-            searches: tokio::sync::Semaphore::new(crate::vector_index::MAX_CONCURRENT_SEARCHES),
+            searches: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, std::num::NonZero::get)
+                    .min(crate::vector_index::MAX_CONCURRENT_SEARCHES),
+            ),
             generation_file,
         };
         let current = repo::generation(&core.pool).await?;
@@ -124,6 +131,14 @@ impl SearchCore {
             core.rebuild().await?;
         }
         Ok(core)
+    }
+
+    /// Waits for a turn to search an index (see `searches`).
+    async fn search_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.searches
+            .acquire()
+            .await
+            .map_err(|e| SearchError::VectorIndex(e.to_string()))
     }
 
     async fn embed(&self, texts: Vec<String>, priority: Priority) -> Result<Vec<Vec<f32>>> {
@@ -400,6 +415,7 @@ impl SearchCore {
             let text = Arc::clone(&self.text);
             let query = query.to_owned();
             let text_filters = filters.clone();
+            let _permit = self.search_permit().await?;
             let found = blocking(move || {
                 let bm25 = match mode {
                     Mode::Vector => Vec::new(),
@@ -419,11 +435,7 @@ impl SearchCore {
         let nearest = match embedding {
             Some(vector) => {
                 let vectors = Arc::clone(&self.vectors);
-                let _permit = self
-                    .searches
-                    .acquire()
-                    .await
-                    .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
+                let _permit = self.search_permit().await?;
                 blocking(move || vectors.search(user_id, &vector, candidates)).await?
             }
             None => Vec::new(),
