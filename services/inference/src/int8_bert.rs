@@ -13,7 +13,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 
 use crate::error::{InferenceError, Result};
-use crate::int8_gemm::{self, Kernel, PackedLinear, Vectorized};
+use crate::int8_gemm::{self, Kernel, PackedLinear};
 use crate::quantized_bert::{EmbeddingTables, stacked_qkv};
 
 /// A layer norm's parameters.
@@ -200,27 +200,58 @@ impl Int8Bert {
     /// Self-attention of each text over its own tokens, plus the residual
     /// and the layer norm, in place.
     fn attention(&self, layer: &Layer, lengths: &[usize], x: &mut [f32], scratch: &mut Scratch) {
+        let hidden = self.hidden;
+        let head = hidden / self.heads;
+        let scale = 1.0 / (head as f32).sqrt();
         layer.qkv.forward(self.kernel, x, &mut scratch.qkv);
-        scratch.context.clear();
-        scratch.context.resize(x.len(), 0.0);
-        let Scratch {
-            qkv,
-            context,
-            scores,
-            keys,
-            ..
-        } = &mut *scratch;
-        int8_gemm::with_avx512(Attend {
-            qkv,
-            shape: (self.hidden, self.heads),
-            lengths,
-            context,
-            scores,
-            keys,
-        });
+        let qkv = &scratch.qkv;
+        let context = &mut scratch.context;
+        context.clear();
+        context.resize(x.len(), 0.0);
+        let mut start = 0;
+        for &tokens in lengths {
+            let row = |token: usize| &qkv[(start + token) * 3 * hidden..][..3 * hidden];
+            scratch.scores.resize(tokens, 0.0);
+            for h in 0..self.heads {
+                let (query_at, key_at, value_at) =
+                    (h * head, hidden + h * head, 2 * hidden + h * head);
+                // The head's keys transposed (head × tokens), so that a
+                // query's scores are sums of whole rows: loops the compiler
+                // vectorizes, where a dot product per key would not.
+                scratch.keys.clear();
+                scratch.keys.resize(head * tokens, 0.0);
+                for key in 0..tokens {
+                    for (d, &value) in row(key)[key_at..key_at + head].iter().enumerate() {
+                        scratch.keys[d * tokens + key] = value;
+                    }
+                }
+                for query in 0..tokens {
+                    let scores = &mut scratch.scores[..tokens];
+                    scores.fill(0.0);
+                    for (&q, keys) in row(query)[query_at..query_at + head]
+                        .iter()
+                        .zip(scratch.keys.chunks_exact(tokens))
+                    {
+                        let q = q * scale;
+                        for (score, &k) in scores.iter_mut().zip(keys) {
+                            *score += q * k;
+                        }
+                    }
+                    softmax(scores);
+                    let out = &mut context[(start + query) * hidden + h * head..][..head];
+                    for (value, &weight) in scores.iter().enumerate() {
+                        let v = &row(value)[value_at..value_at + head];
+                        for (o, v) in out.iter_mut().zip(v) {
+                            *o += weight * v;
+                        }
+                    }
+                }
+            }
+            start += tokens;
+        }
         layer
             .attention_output
-            .forward(self.kernel, &scratch.context, &mut scratch.projected);
+            .forward(self.kernel, context, &mut scratch.projected);
         add_assign(x, &scratch.projected);
         layer.attention_norm.apply(x);
     }
@@ -230,7 +261,7 @@ impl Int8Bert {
         layer
             .intermediate
             .forward(self.kernel, x, &mut scratch.inner);
-        int8_gemm::with_avx512(Gelu(&mut scratch.inner));
+        int8_gemm::map_in_place(&mut scratch.inner, gelu);
         layer
             .output
             .forward(self.kernel, &scratch.inner, &mut scratch.projected);
@@ -239,124 +270,11 @@ impl Int8Bert {
     }
 }
 
-/// [`attend`]'s arguments, run through [`int8_gemm::with_avx512`].
-struct Attend<'a> {
-    qkv: &'a [f32],
-    shape: (usize, usize),
-    lengths: &'a [usize],
-    context: &'a mut [f32],
-    scores: &'a mut Vec<f32>,
-    keys: &'a mut Vec<f32>,
-}
-
-impl Vectorized for Attend<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run(self) {
-        attend(
-            self.qkv,
-            self.shape,
-            self.lengths,
-            self.context,
-            self.scores,
-            self.keys,
-        );
-    }
-}
-
-/// GELU on every value, run through [`int8_gemm::with_avx512`].
-struct Gelu<'a>(&'a mut [f32]);
-
-impl Vectorized for Gelu<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run(self) {
-        for value in self.0 {
-            *value = gelu(*value);
-        }
-    }
-}
-
-/// Keys per block of the score loops: sixteen f32, one AVX-512 register.
-const KEY_BLOCK: usize = 16;
-
-/// Each text's tokens attend to the text's own tokens: `context` gets, per
-/// token and head, the softmax-weighted sum of the values (`qkv` holds each
-/// token's query, key and value rows side by side).
-///
-/// Scores are computed for blocks of sixteen keys from the head's keys
-/// transposed and zero-padded to whole blocks, so every inner loop has a
-/// fixed length the compiler vectorizes without a remainder; padding keys
-/// score −∞ (weight ~1e-38, never read).
-#[inline(always)]
-fn attend(
-    qkv: &[f32],
-    (hidden, heads): (usize, usize),
-    lengths: &[usize],
-    context: &mut [f32],
-    scores: &mut Vec<f32>,
-    keys: &mut Vec<f32>,
-) {
-    let head = hidden / heads;
-    let scale = 1.0 / (head as f32).sqrt();
-    let mut start = 0;
-    for &tokens in lengths {
-        let stride = tokens.next_multiple_of(KEY_BLOCK);
-        let row = |token: usize| &qkv[(start + token) * 3 * hidden..][..3 * hidden];
-        scores.clear();
-        scores.resize(stride, 0.0);
-        for h in 0..heads {
-            let (query_at, key_at, value_at) = (h * head, hidden + h * head, 2 * hidden + h * head);
-            keys.clear();
-            keys.resize(head * stride, 0.0);
-            for key in 0..tokens {
-                for (d, &value) in row(key)[key_at..key_at + head].iter().enumerate() {
-                    keys[d * stride + key] = value;
-                }
-            }
-            for query in 0..tokens {
-                let q = &row(query)[query_at..query_at + head];
-                for (block_at, block) in scores.chunks_exact_mut(KEY_BLOCK).enumerate() {
-                    let mut sums = [0.0_f32; KEY_BLOCK];
-                    for (&q, keys) in q.iter().zip(keys.chunks_exact(stride)) {
-                        let q = q * scale;
-                        let keys = &keys[block_at * KEY_BLOCK..][..KEY_BLOCK];
-                        for (sum, &k) in sums.iter_mut().zip(keys) {
-                            *sum += q * k;
-                        }
-                    }
-                    block.copy_from_slice(&sums);
-                }
-                scores[tokens..].fill(f32::NEG_INFINITY);
-                softmax(scores);
-                // Sixteen of the head's dimensions at a time, summed over
-                // the values in registers.
-                let out = &mut context[(start + query) * hidden + h * head..][..head];
-                for (part, out) in out.chunks_mut(KEY_BLOCK).enumerate() {
-                    let at = value_at + part * KEY_BLOCK;
-                    let mut sums = [0.0_f32; KEY_BLOCK];
-                    for (value, &weight) in scores[..tokens].iter().enumerate() {
-                        let v = &row(value)[at..at + out.len()];
-                        for (sum, v) in sums.iter_mut().zip(v) {
-                            *sum += weight * v;
-                        }
-                    }
-                    out.copy_from_slice(&sums[..out.len()]);
-                }
-            }
-        }
-        start += tokens;
-    }
-}
-
 /// Lanes of the partial sums below: sums kept in this many independent
 /// parts vectorize; a single running sum must add in order and does not.
 const LANES: usize = 16;
 
 /// Returns the sum of `values`.
-#[inline(always)]
 fn sum(values: &[f32]) -> f32 {
     let mut parts = [0.0_f32; LANES];
     let chunks = values.chunks_exact(LANES);
@@ -370,7 +288,6 @@ fn sum(values: &[f32]) -> f32 {
 }
 
 /// Returns the largest of `values` (−∞ for none).
-#[inline(always)]
 fn largest(values: &[f32]) -> f32 {
     let mut parts = [f32::NEG_INFINITY; LANES];
     let chunks = values.chunks_exact(LANES);
@@ -387,7 +304,6 @@ fn largest(values: &[f32]) -> f32 {
 }
 
 /// Turns `scores` into probabilities, in place.
-#[inline(always)]
 fn softmax(scores: &mut [f32]) {
     let top = largest(scores);
     for score in scores.iter_mut() {
@@ -402,7 +318,7 @@ fn softmax(scores: &mut [f32]) {
 /// `eˣ` for x ≤ 0 (softmax's range) in plain arithmetic that vectorizes:
 /// 2ⁿ from the exponent bits times a degree-6 polynomial for the rest
 /// (relative error under 1e-6); libm's expf took one value at a time.
-#[inline(always)]
+#[inline]
 fn exp(x: f32) -> f32 {
     let x = x.max(-87.0);
     // Adding and taking away 1.5·2²³ rounds to the nearest integer in

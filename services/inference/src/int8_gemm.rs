@@ -194,25 +194,19 @@ impl PackedLinear {
     }
 }
 
-/// Work that [`with_avx512`] compiles for AVX-512. `run`, and everything
-/// it calls, must be `#[inline(always)]`: only code inlined into the
-/// target-feature function is compiled for its features (a closure is not
-/// reliably inlined, and then runs in the baseline instructions).
-pub(crate) trait Vectorized {
-    type Output;
-
-    fn run(self) -> Self::Output;
-}
-
-/// Runs `work` compiled for AVX-512 where the CPU has it and in the
-/// baseline instructions elsewhere: the same IEEE operations, so the same
-/// results, with loops sixteen lanes wide.
-pub(crate) fn with_avx512<W: Vectorized>(work: W) -> W::Output {
+/// Applies `f` to every value: in AVX-512 where the CPU has it (the
+/// compiler vectorizes `f` sixteen lanes wide; the same IEEE operations,
+/// so the same results) and in the baseline instructions elsewhere. `f`
+/// should be plain arithmetic marked `#[inline(always)]`.
+pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if vnni::usable() {
-        return vnni::run(work);
+        vnni::map_in_place(values, f);
+        return;
     }
-    work.run()
+    for value in values {
+        *value = f(*value);
+    }
 }
 
 /// The scale and zero point that map `low..=high` (a range holding 0, so
@@ -340,7 +334,7 @@ mod vnni {
         _mm512_setzero_ps, _mm512_setzero_si512, _mm512_sub_epi32,
     };
 
-    use super::{GROUP, PANEL, PackedLinear, QuantizedRows, TILE_ROWS, Vectorized, scale_and_zero};
+    use super::{GROUP, PANEL, PackedLinear, QuantizedRows, TILE_ROWS, scale_and_zero};
 
     /// The lanes of the last `16`-value step of `len` values at `at`.
     fn mask(len: usize, at: usize) -> __mmask16 {
@@ -352,16 +346,18 @@ mod vnni {
         }
     }
 
-    /// Runs `work` compiled for AVX-512 ([`super::with_avx512`]).
-    pub(super) fn run<W: Vectorized>(work: W) -> W::Output {
-        assert!(usable(), "AVX-512 code needs AVX-512");
+    /// [`super::map_in_place`] compiled for AVX-512.
+    pub(super) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
+        assert!(usable(), "the AVX-512 map needs AVX-512");
         // SAFETY: the CPU has the features (checked above).
-        unsafe { run_avx512(work) }
+        unsafe { map_avx512(values, f) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn run_avx512<W: Vectorized>(work: W) -> W::Output {
-        work.run()
+    fn map_avx512(values: &mut [f32], f: impl Fn(f32) -> f32) {
+        for value in values {
+            *value = f(*value);
+        }
     }
 
     /// [`super::quantize_row`] in AVX-512: the same bytes, scale and zero

@@ -73,10 +73,7 @@ pub struct SearchCore {
     index_thread: IndexThread,
     /// Serialises changes so indexes apply them in generation order.
     writes: tokio::sync::Mutex<i64>,
-    /// Index searches (BM25 or vector) running at once: one per core, in
-    /// arrival order. More would only share the cores with the model's
-    /// workers and every other search, finishing all of them later (and
-    /// usearch has a bounded number of thread contexts).
+    /// Bounds concurrent index searches (usearch's thread contexts).
     searches: tokio::sync::Semaphore,
     generation_file: PathBuf,
 }
@@ -114,11 +111,7 @@ impl SearchCore {
             embedder,
             index_thread,
             writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
-            searches: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism()
-                    .map_or(1, std::num::NonZero::get)
-                    .min(crate::vector_index::MAX_CONCURRENT_SEARCHES),
-            ),
+            searches: tokio::sync::Semaphore::new(crate::vector_index::MAX_CONCURRENT_SEARCHES),
             generation_file,
         };
         let current = repo::generation(&core.pool).await?;
@@ -131,14 +124,6 @@ impl SearchCore {
             core.rebuild().await?;
         }
         Ok(core)
-    }
-
-    /// Waits for a turn to search an index (see `searches`).
-    async fn search_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        self.searches
-            .acquire()
-            .await
-            .map_err(|e| SearchError::VectorIndex(e.to_string()))
     }
 
     async fn embed(&self, texts: Vec<String>, priority: Priority) -> Result<Vec<Vec<f32>>> {
@@ -415,7 +400,6 @@ impl SearchCore {
             let text = Arc::clone(&self.text);
             let query = query.to_owned();
             let text_filters = filters.clone();
-            let _permit = self.search_permit().await?;
             let found = blocking(move || {
                 let bm25 = match mode {
                     Mode::Vector => Vec::new(),
@@ -435,7 +419,11 @@ impl SearchCore {
         let nearest = match embedding {
             Some(vector) => {
                 let vectors = Arc::clone(&self.vectors);
-                let _permit = self.search_permit().await?;
+                let _permit = self
+                    .searches
+                    .acquire()
+                    .await
+                    .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
                 blocking(move || vectors.search(user_id, &vector, candidates)).await?
             }
             None => Vec::new(),
