@@ -244,6 +244,16 @@ fn quantize_row(row: &[f32], target: &mut [u8]) -> (f32, i32) {
     (scale, zero as i32)
 }
 
+/// The row quantizer for `kernel`'s products: the AVX-512 one wherever the
+/// CPU has it (the same bytes, sixteen values a step), else the portable one.
+fn row_quantizer(kernel: Kernel) -> fn(&[f32], &mut [u8]) -> (f32, i32) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Amx | Kernel::Vnni if vnni::usable() => vnni::quantize_row,
+        Kernel::Amx | Kernel::Vnni | Kernel::Portable => quantize_row,
+    }
+}
+
 /// Input rows quantized to uint8, one scale and zero point per row, each
 /// row padded to the layer's depth with zeros, and zero rows after the last
 /// up to a whole AMX tile.
@@ -259,22 +269,9 @@ impl QuantizedRows {
         let mut values = vec![0_u8; rows.next_multiple_of(AMX_ROWS) * depth];
         let mut scales = Vec::with_capacity(rows);
         let mut zero_points = Vec::with_capacity(rows);
-        #[cfg(target_arch = "x86_64")]
-        let vector = kernel != Kernel::Portable && vnni::usable();
-        #[cfg(not(target_arch = "x86_64"))]
-        let vector = {
-            let _ = kernel;
-            false
-        };
+        let quantize = row_quantizer(kernel);
         for (row, target) in x.chunks_exact(inputs).zip(values.chunks_exact_mut(depth)) {
-            #[cfg(target_arch = "x86_64")]
-            let (scale, zero) = if vector {
-                vnni::quantize_row(row, target)
-            } else {
-                quantize_row(row, target)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let (scale, zero) = quantize_row(row, target);
+            let (scale, zero) = quantize(row, target);
             scales.push(scale);
             zero_points.push(zero);
         }
@@ -336,7 +333,7 @@ mod vnni {
 
     use super::{GROUP, PANEL, PackedLinear, QuantizedRows, TILE_ROWS, scale_and_zero};
 
-    /// The lanes of the last `16`-value step of `len` values at `at`.
+    /// The lanes of the 16-value step at `at` that fall inside `len` values.
     fn mask(len: usize, at: usize) -> __mmask16 {
         let lanes = (len - at).min(16);
         if lanes == 16 {
