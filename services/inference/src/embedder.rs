@@ -34,13 +34,12 @@ const MAX_TEXT_BYTES: usize = 32 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// 8-bit integer weights and activations on pai's own encoder
-    /// (`int8_bert`): one thread per forward pass, on AMX or AVX-512 VNNI
-    /// where the CPU has them. The default on such CPUs; cosine ≥ 0.99 to
-    /// `F32`.
+    /// (`int8_bert`): one thread per forward pass, on AMX, AVX-512 VNNI or
+    /// AVX2 where the CPU has them. The default on such CPUs; cosine ≥ 0.99
+    /// to `F32`.
     Int8,
     /// 8-bit weights (Q8_0) on candle's quantized kernels, each forward pass
-    /// spread over every core: the default on CPUs with neither AVX-512
-    /// VNNI nor AMX.
+    /// spread over every core: the default on CPUs without AVX2.
     Q8,
     /// The checkpoint's f32 weights on candle's BERT, as trained.
     F32,
@@ -50,7 +49,7 @@ impl Default for Precision {
     /// Returns the fastest precision this CPU runs.
     fn default() -> Self {
         match Kernel::detect() {
-            Kernel::Amx | Kernel::Vnni => Self::Int8,
+            Kernel::Amx | Kernel::Vnni | Kernel::Avx2 => Self::Int8,
             Kernel::Portable => Self::Q8,
         }
     }

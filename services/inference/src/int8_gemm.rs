@@ -9,9 +9,11 @@
 //!
 //! On CPUs with AMX (Sapphire Rapids and later) the product is `tdpbusd`
 //! on 16×64-byte tiles (16,384 multiply-adds per instruction); with AVX-512
-//! VNNI it is `vpdpbusd` (64 per instruction); elsewhere a portable loop
-//! computes the same integers. The weights are stored once, in the order
-//! both instructions read them. None of them spawns threads: the batcher
+//! VNNI it is `vpdpbusd` (64 per instruction); with AVX2 it is `vpmaddubsw`
+//! (32 per instruction, on the inputs less 128 so that a pair of products
+//! cannot saturate its 16-bit sum) and `vpmaddwd`; elsewhere a portable
+//! loop computes the same integers. The weights are stored once, in the
+//! order the instructions read them. None of them spawns threads: the batcher
 //! runs one forward pass per core instead, so no core waits on another
 //! between layers.
 
@@ -36,6 +38,8 @@ pub enum Kernel {
     Amx,
     /// AVX-512 VNNI.
     Vnni,
+    /// AVX2 (with FMA, as every AVX2 CPU has).
+    Avx2,
     /// Plain Rust on any CPU (the same integer results).
     Portable,
 }
@@ -56,6 +60,10 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         if vnni::usable() {
             kernels.push(Self::Vnni);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2::usable() {
+            kernels.push(Self::Avx2);
         }
         kernels.push(Self::Portable);
         kernels
@@ -145,17 +153,7 @@ impl PackedLinear {
         let input = QuantizedRows::new(kernel, x, rows, self.inputs, self.depth);
         out.clear();
         out.resize(rows * self.outputs, 0.0);
-        match kernel {
-            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            Kernel::Amx => amx::product(self, &input, out),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni => vnni::product(self, &input, out),
-            #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-            Kernel::Amx => portable_product(self, &input, out),
-            #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Vnni => portable_product(self, &input, out),
-            Kernel::Portable => portable_product(self, &input, out),
-        }
+        product(kernel, self, &input, out);
     }
 
     /// The packed weights of panel `panel`.
@@ -194,19 +192,57 @@ impl PackedLinear {
     }
 }
 
-/// Applies `f` to every value: in AVX-512 where the CPU has it (the
-/// compiler vectorizes `f` sixteen lanes wide; the same IEEE operations,
-/// so the same results) and in the baseline instructions elsewhere. `f`
-/// should be plain arithmetic marked `#[inline(always)]`.
+/// Writes `input`'s product with `layer` into `out` on `kernel`.
+fn product(kernel: Kernel, layer: &PackedLinear, input: &QuantizedRows, out: &mut [f32]) {
+    match kernel {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        Kernel::Amx => amx::product(layer, input, out),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => vnni::product(layer, input, out),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => avx2::product(layer, input, out),
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        Kernel::Amx => portable_product(layer, input, out),
+        #[cfg(not(target_arch = "x86_64"))]
+        Kernel::Vnni | Kernel::Avx2 => portable_product(layer, input, out),
+        Kernel::Portable => portable_product(layer, input, out),
+    }
+}
+
+/// Applies `f` to every value: in AVX-512 or AVX2 where the CPU has it
+/// (the compiler vectorizes `f` sixteen or eight lanes wide; the same IEEE
+/// operations, so the same results) and in the baseline instructions
+/// elsewhere. `f` should be plain arithmetic marked `#[inline(always)]`.
 pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if vnni::usable() {
         vnni::map_in_place(values, f);
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::usable() {
+        avx2::map_in_place(values, f);
+        return;
+    }
     for value in values {
         *value = f(*value);
     }
+}
+
+/// Runs `f` compiled for the CPU's widest vectors (AVX-512 or AVX2, where
+/// it has them): what the compiler inlines into `f` is vectorized that wide;
+/// the same IEEE operations in the same order, so the same results. A way
+/// to build plain f32 loops once for every CPU, dispatched at run time.
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if vnni::usable() {
+        return vnni::vectorized(f);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::usable() {
+        return avx2::vectorized(f);
+    }
+    f()
 }
 
 /// The scale and zero point that map `low..=high` (a range holding 0, so
@@ -245,12 +281,15 @@ fn quantize_row(row: &[f32], target: &mut [u8]) -> (f32, i32) {
 }
 
 /// The row quantizer for `kernel`'s products: the AVX-512 one wherever the
-/// CPU has it (the same bytes, sixteen values a step), else the portable one.
+/// CPU has it, else the AVX2 one where it has that (the same bytes, sixteen
+/// or 32 values a step), else the portable one.
 fn row_quantizer(kernel: Kernel) -> fn(&[f32], &mut [u8]) -> (f32, i32) {
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Amx | Kernel::Vnni if vnni::usable() => vnni::quantize_row,
-        Kernel::Amx | Kernel::Vnni | Kernel::Portable => quantize_row,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if avx2::usable() => avx2::quantize_row,
+        Kernel::Amx | Kernel::Vnni | Kernel::Avx2 | Kernel::Portable => quantize_row,
     }
 }
 
@@ -341,6 +380,18 @@ mod vnni {
         } else {
             (1 << lanes) - 1
         }
+    }
+
+    /// [`super::vectorized`] for AVX-512.
+    pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+        assert!(usable(), "AVX-512 code needs AVX-512");
+        // SAFETY: the CPU has the features (checked above).
+        unsafe { run_avx512(f) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     /// [`super::map_in_place`] compiled for AVX-512.
@@ -527,6 +578,283 @@ mod vnni {
                 _mm512_mask_storeu_ps(target.as_mut_ptr().add(at), mask(columns, at), value);
             }
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[expect(
+    unsafe_code,
+    reason = "AVX2 intrinsics: pointer loads and calls into target-feature code"
+)]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm_loadu_si128, _mm256_add_epi32, _mm256_add_ps, _mm256_cvtepi8_epi16,
+        _mm256_cvtepi32_ps, _mm256_cvttps_epi32, _mm256_hadd_epi32, _mm256_loadu_ps,
+        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_max_epi32, _mm256_max_ps, _mm256_min_epi32,
+        _mm256_min_ps, _mm256_mul_ps, _mm256_mullo_epi32, _mm256_packs_epi32, _mm256_packus_epi16,
+        _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
+        _mm256_set1_epi64x, _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_ps,
+        _mm256_setzero_si256, _mm256_storeu_ps, _mm256_storeu_si256, _mm256_sub_epi32,
+    };
+
+    use super::{GROUP, PANEL, PackedLinear, QuantizedRows, scale_and_zero};
+
+    /// f32 values per 256-bit vector.
+    const LANES: usize = 8;
+    /// Output columns per tile: the 32-bit sums of one 256-bit vector.
+    const TILE_COLUMNS: usize = 8;
+    /// Input rows per register tile: 6 rows × 2 vectors of partial sums,
+    /// 2 weight vectors and a broadcast fill 15 of the 16 vector registers.
+    const TILE_ROWS: usize = 6;
+
+    pub(super) fn usable() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// [`super::vectorized`] for AVX2.
+    pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+        assert!(usable(), "AVX2 code needs AVX2");
+        // SAFETY: the CPU has the features (checked above).
+        unsafe { run_avx2(f) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// [`super::map_in_place`] compiled for AVX2.
+    pub(super) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
+        assert!(usable(), "the AVX2 map needs AVX2");
+        // SAFETY: the CPU has the features (checked above).
+        unsafe { map_avx2(values, f) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn map_avx2(values: &mut [f32], f: impl Fn(f32) -> f32) {
+        for value in values {
+            *value = f(*value);
+        }
+    }
+
+    /// [`super::quantize_row`] in AVX2: the same bytes, scale and zero
+    /// point, 32 values a step.
+    pub(super) fn quantize_row(row: &[f32], target: &mut [u8]) -> (f32, i32) {
+        assert!(usable(), "the AVX2 quantizer needs AVX2");
+        // SAFETY: the CPU has the features (checked above).
+        unsafe { quantize_row_avx2(row, target) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn quantize_row_avx2(row: &[f32], target: &mut [u8]) -> (f32, i32) {
+        assert!(target.len() >= row.len());
+        let (mut low, mut high) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let whole = row.len() - row.len() % 32;
+        for at in (0..whole).step_by(8) {
+            // SAFETY: `at + 8 ≤ whole ≤ row.len()`.
+            let values = unsafe { _mm256_loadu_ps(row.as_ptr().add(at)) };
+            low = _mm256_min_ps(low, values);
+            high = _mm256_max_ps(high, values);
+        }
+        let (mut lows, mut highs) = ([0.0_f32; LANES], [0.0_f32; LANES]);
+        // SAFETY: each store writes eight values into an array of eight.
+        unsafe {
+            _mm256_storeu_ps(lows.as_mut_ptr(), low);
+            _mm256_storeu_ps(highs.as_mut_ptr(), high);
+        }
+        let low = row[whole..]
+            .iter()
+            .chain(&lows)
+            .fold(0.0_f32, |m, &v| m.min(v));
+        let high = row[whole..]
+            .iter()
+            .chain(&highs)
+            .fold(0.0_f32, |m, &v| m.max(v));
+        let (scale, zero) = scale_and_zero(low, high);
+        let (inverse, offset) = (_mm256_set1_ps(1.0 / scale), _mm256_set1_ps(zero));
+        let half = _mm256_set1_ps(0.5);
+        let (floor, ceiling) = (_mm256_setzero_si256(), _mm256_set1_epi32(255));
+        // Bytes of `packus(packs(a, b), packs(c, d))` come per 128-bit half
+        // as a0..3 b0..3 c0..3 d0..3 | a4..7 b4..7 c4..7 d4..7: this puts
+        // each vector's eight back together.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for at in (0..whole).step_by(32) {
+            let quantized: [__m256i; 4] = std::array::from_fn(|part| {
+                // SAFETY: `at + 32 ≤ whole ≤ row.len()`.
+                let values = unsafe { _mm256_loadu_ps(row.as_ptr().add(at + part * LANES)) };
+                // `value · inverse + zero + 0.5`, truncated, in 0..=255:
+                // the portable quantizer's arithmetic and saturation.
+                let shifted =
+                    _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(values, inverse), offset), half);
+                let truncated = _mm256_cvttps_epi32(shifted);
+                _mm256_min_epi32(_mm256_max_epi32(truncated, floor), ceiling)
+            });
+            let bytes = _mm256_permutevar8x32_epi32(
+                _mm256_packus_epi16(
+                    _mm256_packs_epi32(quantized[0], quantized[1]),
+                    _mm256_packs_epi32(quantized[2], quantized[3]),
+                ),
+                order,
+            );
+            // SAFETY: `at + 32 ≤ row.len() ≤ target.len()`.
+            unsafe { _mm256_storeu_si256(target.as_mut_ptr().add(at).cast(), bytes) };
+        }
+        let inverse = 1.0 / scale;
+        for (q, &value) in target[whole..].iter_mut().zip(&row[whole..]) {
+            *q = (value * inverse + zero + 0.5) as u8;
+        }
+        (scale, zero as i32)
+    }
+
+    pub(super) fn product(layer: &PackedLinear, input: &QuantizedRows, out: &mut [f32]) {
+        assert!(usable(), "the AVX2 kernel needs AVX2");
+        // SAFETY: the CPU has the features `product_avx2` is compiled for
+        // (checked above).
+        unsafe { product_avx2(layer, input, out) }
+    }
+
+    /// The product in 16-bit multiplies. AVX2's byte multiply, `vpmaddubsw`,
+    /// adds each pair of products in 16 bits with saturation, which 8-bit
+    /// inputs (2 · 255 · 127) overflow; so the inputs are widened to 16 bits
+    /// once per call, each step's weights as they are loaded, and
+    /// `vpmaddwd` multiplies pairs into exact 32-bit sums: as many
+    /// multiplying instructions per product as `vpmaddubsw` and its
+    /// widening `vpmaddwd`, with nothing rounded away.
+    #[target_feature(enable = "avx2,fma")]
+    fn product_avx2(layer: &PackedLinear, input: &QuantizedRows, out: &mut [f32]) {
+        let rows = input.rows();
+        let wide: Vec<i16> = input.values[..rows * input.depth]
+            .iter()
+            .map(|&x| i16::from(x))
+            .collect();
+        for panel in 0..layer.panels() {
+            let weights = layer.panel(panel);
+            for part in 0..PANEL / TILE_COLUMNS {
+                if panel * PANEL + part * TILE_COLUMNS >= layer.outputs {
+                    break;
+                }
+                let mut row = 0;
+                while row + TILE_ROWS <= rows {
+                    tile::<TILE_ROWS>(layer, input, &wide, row, panel, part, weights, out);
+                    row += TILE_ROWS;
+                }
+                match rows - row {
+                    0 => {}
+                    1 => tile::<1>(layer, input, &wide, row, panel, part, weights, out),
+                    2 => tile::<2>(layer, input, &wide, row, panel, part, weights, out),
+                    3 => tile::<3>(layer, input, &wide, row, panel, part, weights, out),
+                    4 => tile::<4>(layer, input, &wide, row, panel, part, weights, out),
+                    _ => tile::<5>(layer, input, &wide, row, panel, part, weights, out),
+                }
+            }
+        }
+    }
+
+    /// Rows `first..first + ROWS` of columns `part · 8..part · 8 + 8` of one
+    /// panel, the sums in registers for the whole depth. Each step widens
+    /// the four weights of the eight columns (two vectors of four columns ×
+    /// four inputs) and multiplies them by a row's four inputs (broadcast):
+    /// `vpmaddwd` leaves each column's sums of inputs 0–1 and 2–3 side by
+    /// side, added together once at the end.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[expect(clippy::too_many_arguments, reason = "one tile's coordinates")]
+    fn tile<const ROWS: usize>(
+        layer: &PackedLinear,
+        input: &QuantizedRows,
+        wide: &[i16],
+        first: usize,
+        panel: usize,
+        part: usize,
+        weights: &[i8],
+        out: &mut [f32],
+    ) {
+        let (steps, depth) = (layer.depth / GROUP, layer.depth);
+        assert!(weights.len() == steps * PANEL * GROUP);
+        assert!(first + ROWS <= input.rows() && input.depth == depth);
+        assert!(wide.len() == input.rows() * depth);
+        let sources: [*const i16; ROWS] =
+            std::array::from_fn(|r| wide[(first + r) * depth..].as_ptr());
+        let mut sums: [[__m256i; 2]; ROWS] = [[_mm256_setzero_si256(); 2]; ROWS];
+        let offset = part * TILE_COLUMNS * GROUP;
+        for step in 0..steps {
+            // SAFETY: each step's block holds PANEL·GROUP = 256 bytes, of
+            // which this part reads 32 from `offset` ≤ 224, and each wide
+            // row `depth` = steps·GROUP values (asserted above); unaligned
+            // loads are allowed.
+            let (block, at) = (
+                unsafe { weights.as_ptr().add(step * PANEL * GROUP + offset) },
+                step * GROUP,
+            );
+            let columns = unsafe {
+                [
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(block.cast())),
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(block.add(16).cast())),
+                ]
+            };
+            for (&source, sums) in sources.iter().zip(sums.iter_mut()) {
+                // SAFETY: as above, `at + GROUP ≤ depth`.
+                let group = unsafe { source.add(at).cast::<i64>().read_unaligned() };
+                let broadcast = _mm256_set1_epi64x(group);
+                for (sum, &column) in sums.iter_mut().zip(&columns) {
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(column, broadcast));
+                }
+            }
+        }
+        for (r, [low, high]) in sums.into_iter().enumerate() {
+            // Lanes of the pair sums: columns 0,1,4,5 | 2,3,6,7 after the
+            // horizontal add; the 64-bit permute puts them in order.
+            let columns = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(low, high));
+            finish(
+                layer,
+                input,
+                first + r,
+                panel * PANEL + part * TILE_COLUMNS,
+                columns,
+                out,
+            );
+        }
+    }
+
+    /// [`PackedLinear::finish`] for the eight columns from `first`, from
+    /// the register of their sums.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn finish(
+        layer: &PackedLinear,
+        input: &QuantizedRows,
+        row: usize,
+        first: usize,
+        sums: __m256i,
+        out: &mut [f32],
+    ) {
+        let columns = TILE_COLUMNS.min(layer.outputs - first);
+        let scale = _mm256_set1_ps(input.scales[row]);
+        let zero = _mm256_set1_epi32(input.zero_points[row]);
+        // The per-column vectors are padded to whole panels.
+        assert!(layer.sums.len() >= first + TILE_COLUMNS);
+        assert!(layer.scales.len() >= first + TILE_COLUMNS);
+        assert!(layer.bias.len() >= first + TILE_COLUMNS);
+        let mut values = [0.0_f32; TILE_COLUMNS];
+        // SAFETY: the loads read 8 values inside the padded vectors
+        // (asserted above); the store writes `values`, 8 long.
+        unsafe {
+            let weight_sums = _mm256_loadu_si256(layer.sums.as_ptr().add(first).cast());
+            let weight_scales = _mm256_loadu_ps(layer.scales.as_ptr().add(first));
+            let bias = _mm256_loadu_ps(layer.bias.as_ptr().add(first));
+            let exact = _mm256_sub_epi32(sums, _mm256_mullo_epi32(zero, weight_sums));
+            // Multiply, then add: the portable kernel's rounding, not a
+            // fused multiply-add's.
+            let value = _mm256_add_ps(
+                _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(exact),
+                    _mm256_mul_ps(scale, weight_scales),
+                ),
+                bias,
+            );
+            _mm256_storeu_ps(values.as_mut_ptr(), value);
+        }
+        out[row * layer.outputs + first..][..columns].copy_from_slice(&values[..columns]);
     }
 }
 
@@ -718,19 +1046,21 @@ mod tests {
     }
 
     #[test]
-    fn the_product_is_close_to_the_f32_one_for_odd_shapes() {
+    fn every_kernel_is_close_to_the_f32_product_for_odd_shapes() {
         // Neither dimension a multiple of the kernel's blocks, 7 rows.
         let (rows, inputs, outputs) = (7, 37, 70);
         let x = values(rows * inputs, 1);
         let w = values(outputs * inputs, 2);
         let b = values(outputs, 3);
         let layer = PackedLinear::new(&w, &b, inputs, outputs).unwrap();
-        let mut out = Vec::new();
-        layer.forward(Kernel::Portable, &x, &mut out);
         let expected = exact(&x, &w, &b, inputs);
-        assert_eq!(out.len(), expected.len());
-        for (got, want) in out.iter().zip(&expected) {
-            assert!((got - want).abs() < 0.05, "{got} vs {want}");
+        for kernel in Kernel::available() {
+            let mut out = Vec::new();
+            layer.forward(kernel, &x, &mut out);
+            assert_eq!(out.len(), expected.len());
+            for (got, want) in out.iter().zip(&expected) {
+                assert!((got - want).abs() < 0.05, "{kernel:?}: {got} vs {want}");
+            }
         }
     }
 
@@ -753,11 +1083,21 @@ mod tests {
             let w = values(outputs * inputs, 5);
             let b = values(outputs, 6);
             let layer = PackedLinear::new(&w, &b, inputs, outputs).unwrap();
-            let mut portable = Vec::new();
-            layer.forward(Kernel::Portable, &x, &mut portable);
             for &kernel in &kernels {
-                let mut fast = Vec::new();
-                layer.forward(kernel, &x, &mut fast);
+                // The kernel's own quantizer gives the portable one's bytes...
+                let input = QuantizedRows::new(kernel, &x, rows, inputs, layer.depth);
+                let mut bytes = vec![0_u8; layer.depth];
+                for (row, values) in x.chunks_exact(inputs).enumerate() {
+                    bytes.fill(0);
+                    let (scale, zero) = quantize_row(values, &mut bytes);
+                    assert_eq!(input.row(row), &bytes[..], "{kernel:?}: row {row}");
+                    assert_eq!((input.scales[row], input.zero_points[row]), (scale, zero));
+                }
+                // ...and its product the portable loop's values from them.
+                let mut portable = vec![0.0; rows * outputs];
+                portable_product(&layer, &input, &mut portable);
+                let mut fast = vec![0.0; rows * outputs];
+                product(kernel, &layer, &input, &mut fast);
                 assert_eq!(fast, portable, "{kernel:?}: {rows}×{inputs}→{outputs}");
             }
         }
