@@ -93,7 +93,7 @@ fn eight_bit_models_stay_within_cosine_0_99_of_the_f32_model() {
     texts.extend(words.chunks(120).map(|chunk| chunk.join(" ")));
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let exact = reference.embed(&texts).unwrap();
-    // The int8 encoder runs its portable kernel on CPUs without AVX-512 VNNI.
+    // The int8 encoder runs its portable kernel on CPUs without AVX2.
     for precision in [Precision::Int8, Precision::Q8] {
         let quantized = Embedder::load_with(&crate::model_path(), precision)
             .unwrap()
