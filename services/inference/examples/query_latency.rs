@@ -59,12 +59,18 @@ fn main() -> anyhow::Result<()> {
             for i in 0..600 {
                 let t = Instant::now();
                 batcher
-                    .embed(vec![qs[i % 3].to_owned()], pai_inference::Priority::Interactive)
+                    .embed(
+                        vec![qs[i % 3].to_owned()],
+                        pai_inference::Priority::Interactive,
+                    )
                     .await?;
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             times.sort_by(f64::total_cmp);
-            println!("int8 single query through the batcher: p50 {:.2} ms", times[300]);
+            println!(
+                "int8 single query through the batcher: p50 {:.2} ms",
+                times[300]
+            );
             anyhow::Ok(())
         })?;
         return Ok(());
