@@ -186,7 +186,7 @@ impl Int8Bert {
         }
         let lengths: Vec<usize> = texts.iter().map(|ids| ids.len()).collect();
         // The f32 loops below, inlined into the closure, are compiled once
-        // more for the CPU's widest vectors.
+        // more for AVX2 and chosen at run time.
         Ok(int8_gemm::vectorized(|| {
             self.encode(&mut x, &lengths, pause)
         }))

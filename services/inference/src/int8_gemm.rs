@@ -9,11 +9,10 @@
 //!
 //! On CPUs with AMX (Sapphire Rapids and later) the product is `tdpbusd`
 //! on 16×64-byte tiles (16,384 multiply-adds per instruction); with AVX-512
-//! VNNI it is `vpdpbusd` (64 per instruction); with AVX2 it is `vpmaddubsw`
-//! (32 per instruction, on the inputs less 128 so that a pair of products
-//! cannot saturate its 16-bit sum) and `vpmaddwd`; elsewhere a portable
-//! loop computes the same integers. The weights are stored once, in the
-//! order the instructions read them. None of them spawns threads: the batcher
+//! VNNI it is `vpdpbusd` (64 per instruction); with AVX2 it is `vpmaddwd`
+//! on inputs and weights widened to 16 bits (16 per instruction); elsewhere
+//! a portable loop computes the same integers. The weights are stored once,
+//! in the order the instructions read them. None of them spawns threads: the batcher
 //! runs one forward pass per core instead, so no core waits on another
 //! between layers.
 
@@ -38,7 +37,7 @@ pub enum Kernel {
     Amx,
     /// AVX-512 VNNI.
     Vnni,
-    /// AVX2 (with FMA, as every AVX2 CPU has).
+    /// AVX2.
     Avx2,
     /// Plain Rust on any CPU (the same integer results).
     Portable,
@@ -214,19 +213,16 @@ fn product(kernel: Kernel, layer: &PackedLinear, input: &QuantizedRows, out: &mu
 /// operations, so the same results) and in the baseline instructions
 /// elsewhere. `f` should be plain arithmetic marked `#[inline(always)]`.
 pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
+    let map = || {
+        for value in values {
+            *value = f(*value);
+        }
+    };
     #[cfg(target_arch = "x86_64")]
     if vnni::usable() {
-        vnni::map_in_place(values, f);
-        return;
+        return vnni::vectorized(map);
     }
-    #[cfg(target_arch = "x86_64")]
-    if avx2::usable() {
-        avx2::map_in_place(values, f);
-        return;
-    }
-    for value in values {
-        *value = f(*value);
-    }
+    vectorized(map);
 }
 
 /// Runs `f` compiled for AVX2 where the CPU has it: what the compiler
@@ -380,18 +376,16 @@ mod vnni {
         }
     }
 
-    /// [`super::map_in_place`] compiled for AVX-512.
-    pub(super) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
-        assert!(usable(), "the AVX-512 map needs AVX-512");
+    /// Runs `f` compiled for AVX-512 ([`super::map_in_place`]).
+    pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+        assert!(usable(), "AVX-512 code needs AVX-512");
         // SAFETY: the CPU has the features (checked above).
-        unsafe { map_avx512(values, f) }
+        unsafe { run_avx512(f) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn map_avx512(values: &mut [f32], f: impl Fn(f32) -> f32) {
-        for value in values {
-            *value = f(*value);
-        }
+    fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     /// [`super::quantize_row`] in AVX-512: the same bytes, scale and zero
@@ -594,7 +588,7 @@ mod avx2 {
     const TILE_ROWS: usize = 6;
 
     pub(super) fn usable() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        std::arch::is_x86_feature_detected!("avx2")
     }
 
     /// [`super::vectorized`] for AVX2.
@@ -604,23 +598,9 @@ mod avx2 {
         unsafe { run_avx2(f) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
         f()
-    }
-
-    /// [`super::map_in_place`] compiled for AVX2.
-    pub(super) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
-        assert!(usable(), "the AVX2 map needs AVX2");
-        // SAFETY: the CPU has the features (checked above).
-        unsafe { map_avx2(values, f) }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    fn map_avx2(values: &mut [f32], f: impl Fn(f32) -> f32) {
-        for value in values {
-            *value = f(*value);
-        }
     }
 
     /// [`super::quantize_row`] in AVX2: the same bytes, scale and zero
@@ -631,7 +611,7 @@ mod avx2 {
         unsafe { quantize_row_avx2(row, target) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     fn quantize_row_avx2(row: &[f32], target: &mut [u8]) -> (f32, i32) {
         assert!(target.len() >= row.len());
         let (mut low, mut high) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -706,7 +686,7 @@ mod avx2 {
     /// `vpmaddwd` multiplies pairs into exact 32-bit sums: as many
     /// multiplying instructions per product as `vpmaddubsw` and its
     /// widening `vpmaddwd`, with nothing rounded away.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     fn product_avx2(layer: &PackedLinear, input: &QuantizedRows, out: &mut [f32]) {
         let rows = input.rows();
         let wide: Vec<i16> = input.values[..rows * input.depth]
@@ -742,7 +722,7 @@ mod avx2 {
     /// four inputs) and multiplies them by a row's four inputs (broadcast):
     /// `vpmaddwd` leaves each column's sums of inputs 0–1 and 2–3 side by
     /// side, added together once at the end.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     #[inline]
     #[expect(clippy::too_many_arguments, reason = "one tile's coordinates")]
     fn tile<const ROWS: usize>(
@@ -804,7 +784,7 @@ mod avx2 {
 
     /// [`PackedLinear::finish`] for the eight columns from `first`, from
     /// the register of their sums.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     #[inline]
     fn finish(
         layer: &PackedLinear,
