@@ -186,10 +186,12 @@ impl Int8Bert {
         }
         let lengths: Vec<usize> = texts.iter().map(|ids| ids.len()).collect();
         // The f32 loops below, inlined into the closure, are compiled once
-        // more for AVX2 and chosen at run time.
-        Ok(int8_gemm::vectorized(|| {
-            self.encode(&mut x, &lengths, pause)
-        }))
+        // more for AVX2 and chosen at run time. The closure must be inlined
+        // into the runner too: called, it would run in baseline instructions.
+        Ok(int8_gemm::vectorized(
+            #[inline(always)]
+            || self.encode(&mut x, &lengths, pause),
+        ))
     }
 
     /// The encoder over the summed embeddings `x` of texts of `lengths`
