@@ -261,12 +261,18 @@ async fn main() -> anyhow::Result<()> {
         ("(a) 1,000 users", &small_clients),
         ("(b) 100k chunks", &big_client),
     ] {
+        let before = stage_seconds(&bench, "pai_search_stage_seconds").await?;
         let concurrent = latency(clients, &queries, LATENCY_SECONDS).await?;
         println!(
             "{}",
             report(&format!("service {label}, {CLIENTS} clients"), &concurrent)
         );
-        let before = stage_seconds(&bench, "pai_search_stage_seconds").await?;
+        let after = stage_seconds(&bench, "pai_search_stage_seconds").await?;
+        println!(
+            "  mean ms per query inside search: {}",
+            stage_means(&before, &after, concurrent.len())
+        );
+        let before = after;
         let mut one = Vec::new();
         let mut inside = Vec::new();
         for (i, query) in queries.iter().enumerate() {
