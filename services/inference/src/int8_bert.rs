@@ -89,6 +89,7 @@ struct Scratch {
     projected: Vec<f32>,
     inner: Vec<f32>,
     scores: Vec<f32>,
+    queries: Vec<f32>,
     keys: Vec<f32>,
 }
 
@@ -226,32 +227,34 @@ impl Int8Bert {
         let mut start = 0;
         for &tokens in lengths {
             let row = |token: usize| &qkv[(start + token) * 3 * hidden..][..3 * hidden];
-            scratch.scores.resize(tokens, 0.0);
+            let padded = tokens.next_multiple_of(KEY_BLOCK);
             for h in 0..self.heads {
                 let (query_at, key_at, value_at) =
                     (h * head, hidden + h * head, 2 * hidden + h * head);
-                // The head's keys transposed (head × tokens), so that a
-                // query's scores are sums of whole rows: loops the compiler
-                // vectorizes, where a dot product per key would not.
+                // The head's queries (scaled) and keys (transposed, head ×
+                // padded tokens, the padding zero): the scores become sums of
+                // whole blocks of keys that stay in registers.
+                scratch.queries.clear();
+                scratch
+                    .queries
+                    .resize(tokens.next_multiple_of(QUERY_BLOCK) * head, 0.0);
                 scratch.keys.clear();
-                scratch.keys.resize(head * tokens, 0.0);
-                for key in 0..tokens {
-                    for (d, &value) in row(key)[key_at..key_at + head].iter().enumerate() {
-                        scratch.keys[d * tokens + key] = value;
+                scratch.keys.resize(head * padded, 0.0);
+                for token in 0..tokens {
+                    let row = row(token);
+                    for (q, &value) in scratch.queries[token * head..][..head]
+                        .iter_mut()
+                        .zip(&row[query_at..query_at + head])
+                    {
+                        *q = value * scale;
+                    }
+                    for (d, &value) in row[key_at..key_at + head].iter().enumerate() {
+                        scratch.keys[d * padded + token] = value;
                     }
                 }
+                attention_scores(&scratch.queries, &scratch.keys, head, &mut scratch.scores);
                 for query in 0..tokens {
-                    let scores = &mut scratch.scores[..tokens];
-                    scores.fill(0.0);
-                    for (&q, keys) in row(query)[query_at..query_at + head]
-                        .iter()
-                        .zip(scratch.keys.chunks_exact(tokens))
-                    {
-                        let q = q * scale;
-                        for (score, &k) in scores.iter_mut().zip(keys) {
-                            *score += q * k;
-                        }
-                    }
+                    let scores = &mut scratch.scores[query * padded..][..tokens];
                     softmax(scores);
                     let out = &mut context[(start + query) * hidden + h * head..][..head];
                     for (value, &weight) in scores.iter().enumerate() {
@@ -283,6 +286,45 @@ impl Int8Bert {
             .forward(self.kernel, &scratch.inner, &mut scratch.projected);
         add_assign(x, &scratch.projected);
         layer.output_norm.apply(x);
+    }
+}
+
+/// Keys whose scores one step of [`attention_scores`] sums at once (one AVX2 register).
+const KEY_BLOCK: usize = 8;
+/// Queries one step of [`attention_scores`] takes at once: independent sums, so the
+/// additions overlap instead of waiting for each other.
+const QUERY_BLOCK: usize = 4;
+
+/// Every query's score for every key, `q · k`, into `scores` (query-major,
+/// a row per query as long as a row of `keys_t`). `queries` holds rows of
+/// `head` values, zero-padded to a multiple of [`QUERY_BLOCK`] rows;
+/// `keys_t` holds the keys transposed (`head` rows), zero-padded to a
+/// multiple of [`KEY_BLOCK`] columns. Each score adds its products in `d`
+/// order from 0.0, as a plain loop would, so the results are the same; the
+/// sums of a block of queries and keys stay in registers.
+#[inline]
+fn attention_scores(queries: &[f32], keys_t: &[f32], head: usize, scores: &mut Vec<f32>) {
+    let padded = keys_t.len() / head;
+    let rows = queries.len() / head;
+    scores.clear();
+    scores.resize(rows * padded, 0.0);
+    for first_query in (0..rows).step_by(QUERY_BLOCK) {
+        let block = &queries[first_query * head..][..QUERY_BLOCK * head];
+        for first_key in (0..padded).step_by(KEY_BLOCK) {
+            let mut sums = [[0.0_f32; KEY_BLOCK]; QUERY_BLOCK];
+            for d in 0..head {
+                let keys = &keys_t[d * padded + first_key..][..KEY_BLOCK];
+                for (i, row) in sums.iter_mut().enumerate() {
+                    let q = block[i * head + d];
+                    for (sum, &k) in row.iter_mut().zip(keys) {
+                        *sum += q * k;
+                    }
+                }
+            }
+            for (i, row) in sums.iter().enumerate() {
+                scores[(first_query + i) * padded + first_key..][..KEY_BLOCK].copy_from_slice(row);
+            }
+        }
     }
 }
 
@@ -429,6 +471,36 @@ mod tests {
             );
         }
         assert_eq!(exp(-1000.0), exp(-87.0));
+    }
+
+    #[test]
+    fn blocked_scores_equal_plain_dot_products() {
+        let (head, tokens): (usize, usize) = (32, 13);
+        let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 97.0;
+        let padded = tokens.next_multiple_of(KEY_BLOCK);
+        let mut queries = vec![0.0; tokens.next_multiple_of(QUERY_BLOCK) * head];
+        let mut keys_t = vec![0.0; head * padded];
+        for token in 0..tokens {
+            for d in 0..head {
+                queries[token * head + d] = value(token * head + d);
+                keys_t[d * padded + token] = value(5_000 + token * head + d);
+            }
+        }
+        let mut blocked = Vec::new();
+        attention_scores(&queries, &keys_t, head, &mut blocked);
+        for query in 0..tokens {
+            for key in 0..tokens {
+                let mut plain = 0.0_f32;
+                for d in 0..head {
+                    plain += queries[query * head + d] * keys_t[d * padded + key];
+                }
+                assert_eq!(
+                    blocked[query * padded + key].to_bits(),
+                    plain.to_bits(),
+                    "query {query}, key {key}"
+                );
+            }
+        }
     }
 
     #[test]
