@@ -6,8 +6,12 @@
 //! themselves and get one worker ([`Embedder::parallel_passes`]). Two queues
 //! feed the workers. Each request is cut into pieces of similar-length texts;
 //! a worker takes its next batch from the interactive queue whenever that
-//! has work (its share of it, when other workers are idle too) and from the
-//! bulk queue otherwise. A bulk batch pauses between the steps of its forward pass
+//! has work and no other worker runs queries, and from the bulk queue
+//! otherwise. Queries run one batch at a time, every query waiting then in
+//! one batch: the other core stays free for the rest of a search (BM25,
+//! PostgreSQL, HTTP), and a query waits for at most one batch before its own
+//! (two passes side by side stretched each other and the queries' tail:
+//! `bench_search`, docs/BENCHMARKS.md). A bulk batch pauses between the steps of its forward pass
 //! (each layer's attention and feed-forward) while queries wait, and resumes
 //! once they are answered: a search query waits at most for one step of a
 //! small bulk batch, never behind an ingest request.
@@ -111,6 +115,8 @@ struct Queues {
     closed: bool,
     /// Workers waiting for work.
     idle: usize,
+    /// Whether a worker runs a batch of queries now.
+    answering: bool,
 }
 
 struct Shared {
@@ -265,27 +271,39 @@ fn take(queue: &mut VecDeque<Piece>, limit: usize) -> Vec<Piece> {
     batch
 }
 
-/// Takes the next batch: interactive pieces when there are any (an even
-/// share among the idle workers, so that they run side by side), else bulk.
+/// Takes the next batch: the waiting queries when no other worker answers
+/// queries, else bulk.
 fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) {
-    let waiting: usize = queues
-        .interactive
-        .iter()
-        .map(|piece| piece.texts.len())
-        .sum();
-    let share = waiting.div_ceil(queues.idle.max(1));
-    let interactive = take(&mut queues.interactive, share.min(sizes.interactive));
-    if interactive.is_empty() {
-        (take(&mut queues.bulk, sizes.bulk), Priority::Bulk)
-    } else {
-        (interactive, Priority::Interactive)
+    if let Some(queries) = take_queries(queues, sizes) {
+        return (queries, Priority::Interactive);
     }
+    (take(&mut queues.bulk, sizes.bulk), Priority::Bulk)
+}
+
+/// Takes the waiting queries, up to a batch, unless another worker answers
+/// queries now; the taker must call [`answered`] once it has run them.
+fn take_queries(queues: &mut Queues, sizes: BatchSizes) -> Option<Vec<Piece>> {
+    if queues.answering {
+        return None;
+    }
+    let batch = take(&mut queues.interactive, sizes.interactive);
+    queues.answering = !batch.is_empty();
+    queues.answering.then_some(batch)
+}
+
+/// Ends a batch of queries: the next one may start.
+fn answered(queues: &mut Queues) {
+    queues.answering = false;
 }
 
 fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
+    let mut answered_queries = false;
     loop {
         let (batch, priority) = {
             let mut queues = shared.queues();
+            if answered_queries {
+                answered(&mut queues);
+            }
             queues.idle += 1;
             loop {
                 if queues.closed {
@@ -308,6 +326,7 @@ fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
+        answered_queries = priority == Priority::Interactive;
         match priority {
             Priority::Interactive => run_batch(&batch, |texts| embedder.embed(texts)),
             Priority::Bulk => run_batch(&batch, |texts| {
@@ -319,14 +338,16 @@ fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
     }
 }
 
-/// Runs the interactive batches waiting now (a bulk batch pauses for them).
+/// Runs the batches of queries waiting now (a bulk batch pauses for them),
+/// unless another worker answers queries.
 fn answer_waiting_queries(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
     loop {
-        let batch = take(&mut shared.queues().interactive, sizes.interactive);
-        if batch.is_empty() {
+        // Its own statement: the lock must not be held while the batch runs.
+        let Some(batch) = take_queries(&mut shared.queues(), sizes) else {
             return;
-        }
+        };
         run_batch(&batch, |texts| embedder.embed(texts));
+        answered(&mut shared.queues());
     }
 }
 
