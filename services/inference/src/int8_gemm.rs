@@ -228,6 +228,8 @@ pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
 /// Runs `f` compiled for AVX2 where the CPU has it: what the compiler
 /// inlines into `f` is vectorized eight lanes wide (baseline x86-64 has
 /// four); the same IEEE operations in the same order, so the same results.
+/// `f` must be inlined here too (a closure marked `#[inline(always)]`): a
+/// closure that is called keeps the baseline instructions it was built in.
 /// AVX2 on AVX-512 CPUs too: the encoder's loops are short (a query's
 /// attention runs over ~12 tokens), and wider vectors leave more of them to
 /// a scalar tail.
