@@ -257,12 +257,7 @@ impl Int8Bert {
                     let scores = &mut scratch.scores[query * padded..][..tokens];
                     softmax(scores);
                     let out = &mut context[(start + query) * hidden + h * head..][..head];
-                    for (value, &weight) in scores.iter().enumerate() {
-                        let v = &row(value)[value_at..value_at + head];
-                        for (o, v) in out.iter_mut().zip(v) {
-                            *o += weight * v;
-                        }
-                    }
+                    weighted_sum(scores, |value| &row(value)[value_at..value_at + head], out);
                 }
             }
             start += tokens;
@@ -324,6 +319,33 @@ fn attention_scores(queries: &[f32], keys_t: &[f32], head: usize, scores: &mut V
             for (i, row) in sums.iter().enumerate() {
                 scores[(first_query + i) * padded + first_key..][..KEY_BLOCK].copy_from_slice(row);
             }
+        }
+    }
+}
+
+/// Outputs one step of [`weighted_sum`] sums at once (four AVX2 registers).
+const VALUE_BLOCK: usize = 32;
+
+/// `out = Σ weights[v] · value(v)` over rows as long as `out`. Each output
+/// adds its products in `v` order from 0.0, as a plain loop would, so the
+/// results are the same; the sums of a block of outputs stay in registers.
+#[inline]
+fn weighted_sum<'a>(weights: &[f32], value: impl Fn(usize) -> &'a [f32], out: &mut [f32]) {
+    let whole = out.len() - out.len() % VALUE_BLOCK;
+    for at in (0..whole).step_by(VALUE_BLOCK) {
+        let mut sums = [0.0_f32; VALUE_BLOCK];
+        for (v, &weight) in weights.iter().enumerate() {
+            for (sum, &x) in sums.iter_mut().zip(&value(v)[at..at + VALUE_BLOCK]) {
+                *sum += weight * x;
+            }
+        }
+        out[at..at + VALUE_BLOCK].copy_from_slice(&sums);
+    }
+    let rest = &mut out[whole..];
+    rest.fill(0.0);
+    for (v, &weight) in weights.iter().enumerate() {
+        for (o, &x) in rest.iter_mut().zip(&value(v)[whole..]) {
+            *o += weight * x;
         }
     }
 }
@@ -499,6 +521,26 @@ mod tests {
                     plain.to_bits(),
                     "query {query}, key {key}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_weighted_sums_equal_plain_ones() {
+        let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 97.0;
+        for head in [32, 40] {
+            let tokens = 11;
+            let weights: Vec<f32> = (0..tokens).map(|v| value(9_000 + v) / 5.0).collect();
+            let rows: Vec<f32> = (0..tokens * head).map(value).collect();
+            let row = |v: usize| &rows[v * head..(v + 1) * head];
+            let mut blocked = vec![f32::NAN; head];
+            weighted_sum(&weights, row, &mut blocked);
+            for (i, &got) in blocked.iter().enumerate() {
+                let mut plain = 0.0_f32;
+                for (v, &weight) in weights.iter().enumerate() {
+                    plain += weight * row(v)[i];
+                }
+                assert_eq!(got.to_bits(), plain.to_bits(), "head {head}, output {i}");
             }
         }
     }
