@@ -19,11 +19,6 @@ use common::{
 const SEARCH_STAGES: &str = "pai_search_stage_seconds";
 use serde_json::Value;
 
-// The allocator of the `pai` binary (cli/src/main.rs), so that the bench
-// measures the stack as it runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const LATENCY_SECONDS: u64 = 10;
 
 #[tokio::main]

@@ -22,11 +22,6 @@ use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
 use serde_json::Value;
 
-// The allocator of the `pai` binary (cli/src/main.rs), so that the bench
-// measures the stack as it runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const PAGES: usize = 10;
 const WORDS_PER_PAGE: usize = 300;
 const WORDS_PER_LINE: usize = 12;

@@ -41,11 +41,6 @@ use rand::{Rng, SeedableRng};
 use sqlx::Connection;
 use uuid::Uuid;
 
-// The allocator of the `pai` binary (cli/src/main.rs), so that the bench
-// measures the stack as it runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const LATENCY_SECONDS: u64 = 10;
 const CHUNKS_PER_SMALL_USER: usize = 200;
 const CHUNKS_PER_SOURCE: usize = 20;

@@ -12,6 +12,11 @@ use pai::stack::{self, Service, Stack};
 use pai_common::Env;
 use serde_json::{Value, json};
 
+// Every benchmark runs on the allocator of the `pai` binary
+// (cli/src/main.rs), so that it measures the stack as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Concurrent search clients, as the benchmark asks.
 pub const CLIENTS: usize = 16;
 

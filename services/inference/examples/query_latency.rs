@@ -45,8 +45,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if std::env::args().nth(1).as_deref() == Some("batcher") {
-        // One query at a time through the service's batcher (two workers), as
-        // the search service asks for a query's vector.
+        // One query at a time through the service's batcher, as the search
+        // service asks for a query's vector.
         let workers: usize = std::env::args().nth(2).map_or(Ok(2), |w| w.parse())?;
         let batcher = pai_inference::Batcher::start_with_workers(
             std::sync::Arc::new(i8),

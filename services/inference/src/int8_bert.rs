@@ -228,18 +228,19 @@ impl Int8Bert {
         for &tokens in lengths {
             let row = |token: usize| &qkv[(start + token) * 3 * hidden..][..3 * hidden];
             let padded = tokens.next_multiple_of(KEY_BLOCK);
+            // Each head's queries (scaled) and keys (transposed, head ×
+            // padded tokens): the scores become sums of whole blocks of keys
+            // that stay in registers. The padding is zeroed once per text;
+            // every head writes the same places over it.
+            scratch.queries.clear();
+            scratch
+                .queries
+                .resize(tokens.next_multiple_of(QUERY_BLOCK) * head, 0.0);
+            scratch.keys.clear();
+            scratch.keys.resize(head * padded, 0.0);
             for h in 0..self.heads {
                 let (query_at, key_at, value_at) =
                     (h * head, hidden + h * head, 2 * hidden + h * head);
-                // The head's queries (scaled) and keys (transposed, head ×
-                // padded tokens, the padding zero): the scores become sums of
-                // whole blocks of keys that stay in registers.
-                scratch.queries.clear();
-                scratch
-                    .queries
-                    .resize(tokens.next_multiple_of(QUERY_BLOCK) * head, 0.0);
-                scratch.keys.clear();
-                scratch.keys.resize(head * padded, 0.0);
                 for token in 0..tokens {
                     let row = row(token);
                     for (q, &value) in scratch.queries[token * head..][..head]
@@ -301,7 +302,7 @@ const QUERY_BLOCK: usize = 4;
 fn attention_scores(queries: &[f32], keys_t: &[f32], head: usize, scores: &mut Vec<f32>) {
     let padded = keys_t.len() / head;
     let rows = queries.len() / head;
-    scores.clear();
+    // The blocks below write every place.
     scores.resize(rows * padded, 0.0);
     for first_query in (0..rows).step_by(QUERY_BLOCK) {
         let block = &queries[first_query * head..][..QUERY_BLOCK * head];

@@ -213,16 +213,26 @@ fn product(kernel: Kernel, layer: &PackedLinear, input: &QuantizedRows, out: &mu
 /// operations, so the same results) and in the baseline instructions
 /// elsewhere. `f` should be plain arithmetic marked `#[inline(always)]`.
 pub(crate) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32) {
-    let map = || {
-        for value in values {
-            *value = f(*value);
-        }
-    };
+    // Each closure is inlined into its runner, so the loop is built with
+    // the runner's features.
     #[cfg(target_arch = "x86_64")]
     if vnni::usable() {
-        return vnni::vectorized(map);
+        return vnni::vectorized(
+            #[inline(always)]
+            || apply(values, &f),
+        );
     }
-    vectorized(map);
+    vectorized(
+        #[inline(always)]
+        || apply(values, &f),
+    );
+}
+
+#[inline(always)]
+fn apply(values: &mut [f32], f: &impl Fn(f32) -> f32) {
+    for value in values {
+        *value = f(*value);
+    }
 }
 
 /// Runs `f` compiled for AVX2 where the CPU has it: what the compiler
