@@ -10,6 +10,7 @@ mod index_thread;
 pub mod repo;
 pub mod service;
 pub mod text_index;
+mod top_hits;
 pub mod vector_index;
 
 use std::path::PathBuf;
