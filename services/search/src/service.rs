@@ -35,8 +35,8 @@ const REBUILD_PAGE: i64 = 2_000;
 /// The on-disk indexes' layout. Bumped when the BM25 schema or analysis
 /// changes: indexes of another format are thrown away and rebuilt from
 /// `search.chunks` on start. 2: stems, compound parts and page fields;
-/// 3: the chunk id as a fast field.
-const INDEX_FORMAT: u32 = 3;
+/// 3: the chunk id as a fast field; 4: vectors stored as F16.
+const INDEX_FORMAT: u32 = 4;
 
 pub type Embedder = InferenceInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
