@@ -382,6 +382,24 @@ impl Client {
     }
 }
 
+/// Whether the slowest 2 % of `samples` (latency, query index; sorted) are
+/// a few slow questions or spread over many: how often the question seen
+/// most there appears, against how often each question ran.
+fn tail_spread(samples: &[(Duration, usize)], queries: usize) -> String {
+    let slow = &samples[samples.len() * 98 / 100..];
+    let mut counts = vec![0usize; queries];
+    for (_, query) in slow {
+        counts[*query] += 1;
+    }
+    let distinct = counts.iter().filter(|&&n| n > 0).count();
+    let most = counts.iter().max().copied().unwrap_or(0);
+    format!(
+        "slowest 2 %: {} queries of {distinct} questions, none more than {most} times (each question ran ~{} times)",
+        slow.len(),
+        samples.len() / queries.max(1)
+    )
+}
+
 /// Runs hybrid k=5 searches from [`CLIENTS`] concurrent clients for
 /// `seconds`; client `c` of query `i` is `clients[(i * 7 + c) % len]`.
 /// Returns the sorted latencies.
@@ -401,7 +419,7 @@ pub async fn latency(
             if !body["hits"].is_array() {
                 bail!("search failed: {body}");
             }
-            samples.push(started.elapsed());
+            samples.push((started.elapsed(), i % queries.len()));
             i += CLIENTS;
         }
         Ok(samples)
@@ -411,7 +429,8 @@ pub async fn latency(
         all.extend(samples?);
     }
     all.sort();
-    Ok(all)
+    println!("  {}", tail_spread(&all, queries.len()));
+    Ok(all.into_iter().map(|x| x.0).collect())
 }
 
 pub fn report(label: &str, samples: &[Duration]) -> String {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use uuid::Uuid;
@@ -65,6 +65,35 @@ impl UserIndex {
     /// Holds off changes while the index is read.
     fn using(&self) -> RwLockReadGuard<'_, ()> {
         self.lock.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Like [`Self::using`], but `None` instead of waiting while it changes.
+    fn try_using(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        match self.lock.try_read() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// The `limit` nearest keys; the caller holds the read lock.
+    fn nearest(&self, query: &[f32], limit: usize) -> Result<Vec<(i64, f32)>> {
+        let index = &self.index;
+        if index.size() == 0 {
+            return Ok(Vec::new());
+        }
+        let matches = if index.size() < EXACT_BELOW {
+            index.exact_search(query, limit)
+        } else {
+            index.search(query, limit)
+        }
+        .map_err(vector_error)?;
+        Ok(matches
+            .keys
+            .iter()
+            .zip(&matches.distances)
+            .filter_map(|(k, d)| i64::try_from(*k).ok().map(|id| (id, *d)))
+            .collect())
     }
 
     /// Holds off everything else while the index changes.
@@ -234,22 +263,26 @@ impl VectorIndexes {
             return Ok(Vec::new());
         };
         let _using = user.using();
-        let index = &user.index;
-        if index.size() == 0 {
-            return Ok(Vec::new());
-        }
-        let matches = if index.size() < EXACT_BELOW {
-            index.exact_search(query, limit)
-        } else {
-            index.search(query, limit)
-        }
-        .map_err(vector_error)?;
-        Ok(matches
-            .keys
-            .iter()
-            .zip(&matches.distances)
-            .filter_map(|(k, d)| i64::try_from(*k).ok().map(|id| (id, *d)))
-            .collect())
+        user.nearest(query, limit)
+    }
+
+    /// Like [`Self::search`], but `None` instead of waiting while the
+    /// user's index is being changed (a batch of additions, or the index
+    /// growing, which copies it): a caller on an async worker can then
+    /// wait on another thread.
+    pub fn try_search(
+        &self,
+        user_id: Uuid,
+        query: &[f32],
+        limit: usize,
+    ) -> Result<Option<Vec<(i64, f32)>>> {
+        let Some(user) = self.get(user_id) else {
+            return Ok(Some(Vec::new()));
+        };
+        let Some(_using) = user.try_using() else {
+            return Ok(None);
+        };
+        user.nearest(query, limit).map(Some)
     }
 
     /// Writes every changed index to disk (write then rename: a crash never
@@ -348,6 +381,33 @@ mod tests {
             }
         });
         assert_eq!(indexes.len(user), data.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn try_search_answers_unless_the_index_is_changing() {
+        let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
+        let (user, stranger) = (Uuid::new_v4(), Uuid::new_v4());
+        let data = vectors(100);
+        let indexes = VectorIndexes::open(&dir).unwrap();
+        let pairs: Vec<(i64, &[f32])> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v.as_slice()))
+            .collect();
+        indexes.add(user, &pairs).unwrap();
+        let found = indexes.try_search(user, &data[7], 5).unwrap();
+        assert_eq!(found, Some(indexes.search(user, &data[7], 5).unwrap()));
+        assert_eq!(found.unwrap()[0].0, 7);
+        assert_eq!(
+            indexes.try_search(stranger, &data[7], 5).unwrap(),
+            Some(vec![])
+        );
+        let changing = indexes.get(user).unwrap();
+        let alone = changing.alone();
+        assert_eq!(indexes.try_search(user, &data[7], 5).unwrap(), None);
+        drop(alone);
+        assert!(indexes.try_search(user, &data[7], 5).unwrap().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
