@@ -341,6 +341,14 @@ mod tests {
             .collect()
     }
 
+    /// Each vector keyed by its place.
+    fn numbered(data: &[Vec<f32>]) -> Vec<(i64, &[f32])> {
+        data.iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64, v.as_slice()))
+            .collect()
+    }
+
     #[test]
     fn searches_go_on_while_the_index_grows() {
         let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
@@ -390,12 +398,7 @@ mod tests {
         let (user, stranger) = (Uuid::new_v4(), Uuid::new_v4());
         let data = vectors(100);
         let indexes = VectorIndexes::open(&dir).unwrap();
-        let pairs: Vec<(i64, &[f32])> = data
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as i64, v.as_slice()))
-            .collect();
-        indexes.add(user, &pairs).unwrap();
+        indexes.add(user, &numbered(&data)).unwrap();
         let found = indexes.try_search(user, &data[7], 5).unwrap();
         assert_eq!(found, Some(indexes.search(user, &data[7], 5).unwrap()));
         assert_eq!(found.unwrap()[0].0, 7);
@@ -418,12 +421,7 @@ mod tests {
         let data = vectors(EXACT_BELOW + 500);
         {
             let indexes = VectorIndexes::open(&dir).unwrap();
-            let pairs: Vec<(i64, &[f32])> = data
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as i64, v.as_slice()))
-                .collect();
-            indexes.add(user, &pairs).unwrap();
+            indexes.add(user, &numbered(&data)).unwrap();
             indexes.save_dirty().unwrap();
         }
         let indexes = VectorIndexes::open(&dir).unwrap();
