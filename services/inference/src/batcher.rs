@@ -11,7 +11,8 @@
 //! one batch: the other core stays free for the rest of a search (BM25,
 //! PostgreSQL, HTTP), and a query waits for at most one batch before its own
 //! (two passes side by side stretched each other and the queries' tail:
-//! `bench_search`, docs/BENCHMARKS.md). A bulk batch pauses between the steps of its forward pass
+//! `bench_search`, docs/BENCHMARKS.md). Only when [`SECOND_BATCH_AT`]
+//! queries wait behind a running batch does a second start beside it. A bulk batch pauses between the steps of its forward pass
 //! (each layer's attention and feed-forward) while queries wait, and resumes
 //! once they are answered: a search query waits at most for one step of a
 //! small bulk batch, never behind an ingest request.
@@ -54,6 +55,13 @@ impl Default for BatchSizes {
         }
     }
 }
+
+/// Waiting queries (pieces: one per query) that start a second batch
+/// beside the one running. With that many held behind the model, the rest
+/// of their searches is done and the other core idles (perf: 12 % idle at
+/// 16 clients); with fewer, the other core is better left to BM25,
+/// PostgreSQL and HTTP (`bench_search`, docs/BENCHMARKS.md).
+const SECOND_BATCH_AT: usize = 6;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
 
@@ -115,8 +123,8 @@ struct Queues {
     closed: bool,
     /// Workers waiting for work.
     idle: usize,
-    /// Whether a worker runs a batch of queries now.
-    answering: bool,
+    /// Batches of queries the workers run now.
+    answering: usize,
 }
 
 struct Shared {
@@ -281,19 +289,23 @@ fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) 
 }
 
 /// Takes the waiting queries, up to a batch, unless another worker answers
-/// queries now; the taker must call [`answered`] once it has run them.
+/// queries now and fewer than [`SECOND_BATCH_AT`] wait; the taker must call
+/// [`answered`] once it has run them.
 fn take_queries(queues: &mut Queues, sizes: BatchSizes) -> Option<Vec<Piece>> {
-    if queues.answering {
+    if queues.answering > 0 && queues.interactive.len() < SECOND_BATCH_AT {
         return None;
     }
     let batch = take(&mut queues.interactive, sizes.interactive);
-    queues.answering = !batch.is_empty();
-    queues.answering.then_some(batch)
+    if batch.is_empty() {
+        return None;
+    }
+    queues.answering += 1;
+    Some(batch)
 }
 
-/// Ends a batch of queries: the next one may start.
+/// Ends a batch of queries: another may start.
 fn answered(queues: &mut Queues) {
-    queues.answering = false;
+    queues.answering = queues.answering.saturating_sub(1);
 }
 
 fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
