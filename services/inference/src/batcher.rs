@@ -6,13 +6,14 @@
 //! themselves and get one worker ([`Embedder::parallel_passes`]). Two queues
 //! feed the workers. Each request is cut into pieces of similar-length texts;
 //! a worker takes its next batch from the interactive queue whenever that
-//! has work and no other worker runs queries, and from the bulk queue
-//! otherwise. Queries run one batch at a time, every query waiting then in
+//! has work and no other worker runs queries (or enough queries wait, see
+//! below), and from the bulk queue otherwise. Queries run one batch at a time, every query waiting then in
 //! one batch: the other core stays free for the rest of a search (BM25,
 //! PostgreSQL, HTTP), and a query waits for at most one batch before its own
 //! (two passes side by side stretched each other and the queries' tail:
-//! `bench_search`, docs/BENCHMARKS.md). Only when [`SECOND_BATCH_AT`]
-//! queries wait behind a running batch does a second start beside it. A bulk batch pauses between the steps of its forward pass
+//! `bench_search`, docs/BENCHMARKS.md). Only when [`EXTRA_BATCH_AT`]
+//! queries wait behind the running batches does another start beside them.
+//! A bulk batch pauses between the steps of its forward pass
 //! (each layer's attention and feed-forward) while queries wait, and resumes
 //! once they are answered: a search query waits at most for one step of a
 //! small bulk batch, never behind an ingest request.
@@ -56,12 +57,12 @@ impl Default for BatchSizes {
     }
 }
 
-/// Waiting queries (pieces: one per query) that start a second batch
-/// beside the one running. With that many held behind the model, the rest
+/// Waiting queries (pieces: one per query) that start another batch beside
+/// the one running (on two cores, a second). With that many held behind the model, the rest
 /// of their searches is done and the other core idles (perf: 12 % idle at
 /// 16 clients); with fewer, the other core is better left to BM25,
 /// PostgreSQL and HTTP (`bench_search`, docs/BENCHMARKS.md).
-const SECOND_BATCH_AT: usize = 6;
+const EXTRA_BATCH_AT: usize = 6;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
 
@@ -289,10 +290,10 @@ fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) 
 }
 
 /// Takes the waiting queries, up to a batch, unless another worker answers
-/// queries now and fewer than [`SECOND_BATCH_AT`] wait; the taker must call
+/// queries now and fewer than [`EXTRA_BATCH_AT`] wait; the taker must call
 /// [`answered`] once it has run them.
 fn take_queries(queues: &mut Queues, sizes: BatchSizes) -> Option<Vec<Piece>> {
-    if queues.answering > 0 && queues.interactive.len() < SECOND_BATCH_AT {
+    if queues.answering > 0 && queues.interactive.len() < EXTRA_BATCH_AT {
         return None;
     }
     let batch = take(&mut queues.interactive, sizes.interactive);

@@ -319,42 +319,31 @@ impl TextIndex {
                 continue;
             };
             let alive = segment.alive_bitset();
-            if may_prune
-                && u64::from(owned.doc_freq()) * PRUNE_AT_SHARE >= u64::from(segment.max_doc())
-            {
-                let weight = match &mut words {
-                    Some(weight) => weight,
-                    empty => empty.insert(
-                        self.words_query(query, true)
-                            .weight(EnableScoring::enabled_from_searcher(&searcher))?,
-                    ),
-                };
+            let prune = may_prune
+                && u64::from(owned.doc_freq()) * PRUNE_AT_SHARE >= u64::from(segment.max_doc());
+            let weight = match (prune, &mut words, &mut whole) {
+                (true, Some(weight), _) | (false, _, Some(weight)) => weight,
+                (true, empty, _) => empty.insert(
+                    self.words_query(query, true)
+                        .weight(EnableScoring::enabled_from_searcher(&searcher))?,
+                ),
+                (false, _, empty) => empty.insert(
+                    self.user_query(user_id, query, filters)
+                        .weight(EnableScoring::enabled_from_searcher(&searcher))?,
+                ),
+            };
+            weight.for_each_pruning(top.threshold(), segment, &mut |doc, score| {
                 // WAND hands over hits in increasing doc order, so the
                 // caller's postings only ever move forward.
-                weight.for_each_pruning(top.threshold(), segment, &mut |doc, score| {
-                    if owned.doc() < doc {
-                        owned.seek(doc);
-                    }
-                    if owned.doc() == doc && alive.is_none_or(|a| a.is_alive(doc)) {
-                        top.push(score, segment_ord, doc);
-                    }
-                    top.threshold()
-                })?;
-            } else {
-                let weight = match &mut whole {
-                    Some(weight) => weight,
-                    empty => empty.insert(
-                        self.user_query(user_id, query, filters)
-                            .weight(EnableScoring::enabled_from_searcher(&searcher))?,
-                    ),
-                };
-                weight.for_each_pruning(top.threshold(), segment, &mut |doc, score| {
-                    if alive.is_none_or(|a| a.is_alive(doc)) {
-                        top.push(score, segment_ord, doc);
-                    }
-                    top.threshold()
-                })?;
-            }
+                if prune && owned.doc() < doc {
+                    owned.seek(doc);
+                }
+                let caller_owns = !prune || owned.doc() == doc;
+                if caller_owns && alive.is_none_or(|a| a.is_alive(doc)) {
+                    top.push(score, segment_ord, doc);
+                }
+                top.threshold()
+            })?;
         }
         let mut columns = Vec::new();
         columns.resize_with(searcher.segment_readers().len(), || None);

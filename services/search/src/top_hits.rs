@@ -1,14 +1,16 @@
 //! The best `k` BM25 hits over every segment of a search, kept in one heap so
 //! that the score a hit must beat (the threshold tantivy's block-max WAND
-//! prunes with) carries from one segment to the next.
+//! prunes with) carries from one segment to the next and is always the
+//! exact k-th best (tantivy's public `TopNComputer` raises its bound only
+//! every k hits; its exact heap is private).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use tantivy::{DocAddress, DocId, Score};
 
-/// A hit ordered best first: higher score, then lower address (the order
-/// tantivy's `TopDocs` gives equal scores).
+/// A hit ordered best first: higher score, then lower address, so equal
+/// scores come out in a fixed order.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Ranked {
     score: Score,
