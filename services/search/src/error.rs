@@ -18,13 +18,16 @@ pub enum SearchError {
     Io(#[from] std::io::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A search's turn at an index was refused (its semaphore closed).
+    #[error("search is shutting down")]
+    ShuttingDown(#[from] tokio::sync::AcquireError),
 }
 
 impl From<SearchError> for ServiceError {
     fn from(err: SearchError) -> Self {
         let code = match &err {
             SearchError::Invalid(_) => ErrorCode::BadRequest,
-            SearchError::Embedding(_) => ErrorCode::Unavailable,
+            SearchError::Embedding(_) | SearchError::ShuttingDown(_) => ErrorCode::Unavailable,
             SearchError::TextIndex(_)
             | SearchError::VectorIndex(_)
             | SearchError::Io(_)

@@ -46,14 +46,8 @@ pub struct ChunkRow {
 /// A row for rebuilding the indexes, with its vector.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IndexRow {
-    pub id: i64,
-    pub user_id: Uuid,
-    pub source_kind: String,
-    pub source_id: Uuid,
-    pub title: String,
-    pub category: String,
-    pub page: i32,
-    pub text: String,
+    #[sqlx(flatten)]
+    pub chunk: ChunkRow,
     pub embedding: Vec<f32>,
 }
 
@@ -105,8 +99,8 @@ pub async fn delete_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<i
 /// What replacing a source's chunks did to the table.
 #[derive(Debug, Default)]
 pub struct Replaced {
-    /// The ids of the new chunks, in input order.
-    pub ids: Vec<i64>,
+    /// The rows of the new chunks as stored, in input order.
+    pub chunks: Vec<ChunkRow>,
     /// Ids whose vectors the indexes must drop: every id the source had.
     pub stale: Vec<i64>,
 }
@@ -169,42 +163,43 @@ pub async fn replace_source(
              title = EXCLUDED.title, category = EXCLUDED.category, page = EXCLUDED.page, \
              start_offset = EXCLUDED.start_offset, end_offset = EXCLUDED.end_offset, \
              text = EXCLUDED.text, embedding = EXCLUDED.embedding \
-             RETURNING ordinal, id",
+             RETURNING ordinal, id, created_at",
         );
-        let rows: Vec<(i32, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
-        by_ordinal.extend(rows);
+        let rows: Vec<(i32, i64, DateTime<Utc>)> =
+            query.build_query_as().fetch_all(&mut *conn).await?;
+        by_ordinal.extend(
+            rows.into_iter()
+                .map(|(ordinal, id, at)| (ordinal, (id, at))),
+        );
     }
-    let ids = ordinals
+    let chunks = chunks
         .iter()
-        .map(|ordinal| {
-            by_ordinal.get(ordinal).copied().ok_or_else(|| {
-                SearchError::Invalid(format!("chunk ordinal {ordinal} was not stored"))
+        .map(|chunk| {
+            let (id, created_at) = by_ordinal.get(&chunk.ordinal).copied().ok_or_else(|| {
+                SearchError::Invalid(format!("chunk ordinal {} was not stored", chunk.ordinal))
+            })?;
+            Ok(ChunkRow {
+                id,
+                user_id: source.user_id,
+                source_kind: source.kind.clone(),
+                source_id: source.id,
+                ordinal: chunk.ordinal,
+                title: source.title.clone(),
+                category: source.category.clone(),
+                page: chunk.page,
+                text: chunk.text.clone(),
+                created_at,
             })
         })
-        .collect::<Result<Vec<i64>>>()?;
-    Ok(Replaced { ids, stale })
-}
-
-/// Returns the caller's chunks among `ids` (others' ids are ignored).
-pub async fn chunks_by_id(pool: &PgPool, user_id: Uuid, ids: &[i64]) -> Result<Vec<ChunkRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(sqlx::query_as(
-        "SELECT id, user_id, source_kind, source_id, ordinal, title, category, page, text, created_at \
-         FROM search.chunks WHERE user_id = $1 AND id = ANY($2)",
-    )
-    .bind(user_id)
-    .bind(ids)
-    .fetch_all(pool)
-    .await?)
+        .collect::<Result<Vec<ChunkRow>>>()?;
+    Ok(Replaced { chunks, stale })
 }
 
 /// One page of every chunk, by id, for rebuilding the indexes.
 pub async fn index_rows_after(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<IndexRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, user_id, source_kind, source_id, title, category, page, text, embedding \
-         FROM search.chunks WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT id, user_id, source_kind, source_id, ordinal, title, category, page, text, \
+         created_at, embedding FROM search.chunks WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after_id)
     .bind(limit)

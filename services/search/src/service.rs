@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{Result, SearchError};
 use crate::index_thread::IndexThread;
 use crate::repo::{self, ChunkRow, NewChunk, Source};
-use crate::text_index::{Filters, TextDoc, TextIndex, source_key};
+use crate::text_index::{Filters, TextIndex, source_key};
 use crate::vector_index::VectorIndexes;
 
 /// Reciprocal rank fusion constant (Cormack et al.).
@@ -35,8 +35,9 @@ const REBUILD_PAGE: i64 = 2_000;
 /// The on-disk indexes' layout. Bumped when the BM25 schema or analysis
 /// changes: indexes of another format are thrown away and rebuilt from
 /// `search.chunks` on start. 2: stems, compound parts and page fields;
-/// 3: the chunk id as a fast field; 4: vectors stored as F16.
-const INDEX_FORMAT: u32 = 4;
+/// 3: the chunk id as a fast field; 4: vectors stored as F16; 5: vectors
+/// compared by inner product, each chunk's row in the document store.
+const INDEX_FORMAT: u32 = 5;
 
 pub type Embedder = InferenceInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
@@ -76,6 +77,12 @@ pub struct SearchCore {
     /// Bounds concurrent index searches (usearch's thread contexts).
     searches: tokio::sync::Semaphore,
     generation_file: PathBuf,
+    /// Bounds concurrent BM25 searches to the cores: each is a thread of the
+    /// blocking pool, and with one per query at 16 clients, ~20 runnable
+    /// threads shared two cores, the async workers (HTTP, gRPC) and the
+    /// model's among them, which widened the tail (bench-search (b): p99
+    /// 36-37 against 38-44 ms; one at a time starved (b), 56 ms).
+    text_searches: tokio::sync::Semaphore,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -113,6 +120,9 @@ impl SearchCore {
             writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
             searches: tokio::sync::Semaphore::new(crate::vector_index::MAX_CONCURRENT_SEARCHES),
             generation_file,
+            text_searches: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
         };
         let current = repo::generation(&core.pool).await?;
         if on_disk != Some(current) {
@@ -211,43 +221,27 @@ impl SearchCore {
         tx.commit().await?;
         let started = stage_done(INGEST_STAGE_SECONDS, "store", started);
 
-        let count = replaced.ids.len();
+        let count = replaced.chunks.len();
         let user_id = source.user_id;
+        let key = source_key(source.user_id, &source.kind, source.id);
         let chunks = Arc::new((new, replaced));
         let for_vectors = Arc::clone(&chunks);
         self.apply(
             move |text| {
-                let (new, replaced) = &*chunks;
-                let key = source_key(source.user_id, &source.kind, source.id);
                 // Deletes apply to documents added before them: one commit
                 // swaps the old entries for the new.
                 text.delete_source(&key)?;
-                let docs: Vec<TextDoc<'_>> = replaced
-                    .ids
-                    .iter()
-                    .zip(new)
-                    .map(|(id, chunk)| TextDoc {
-                        id: *id,
-                        user_id: source.user_id,
-                        source_key: &key,
-                        kind: &source.kind,
-                        category: &source.category,
-                        title: &source.title,
-                        page: chunk.page,
-                        text: &chunk.text,
-                    })
-                    .collect();
-                text.add(&docs)?;
+                text.add(&chunks.1.chunks)?;
                 text.commit()
             },
             move |vectors| {
                 let (new, replaced) = &*for_vectors;
                 vectors.remove(user_id, &replaced.stale)?;
                 let pairs: Vec<(i64, &[f32])> = replaced
-                    .ids
+                    .chunks
                     .iter()
                     .zip(new)
-                    .map(|(id, chunk)| (*id, chunk.embedding.as_slice()))
+                    .map(|(row, chunk)| (row.id, chunk.embedding.as_slice()))
                     .collect();
                 vectors.add(user_id, &pairs)
             },
@@ -311,39 +305,19 @@ impl SearchCore {
         loop {
             let rows = repo::index_rows_after(&self.pool, after, REBUILD_PAGE).await?;
             let Some(last) = rows.last() else { break };
-            after = last.id;
+            after = last.chunk.id;
             total += rows.len() as u64;
             let rows = Arc::new(rows);
             let for_vectors = Arc::clone(&rows);
             self.apply(
-                move |text| {
-                    let keys: Vec<String> = rows
-                        .iter()
-                        .map(|r| source_key(r.user_id, &r.source_kind, r.source_id))
-                        .collect();
-                    let docs: Vec<TextDoc<'_>> = rows
-                        .iter()
-                        .zip(&keys)
-                        .map(|(r, key)| TextDoc {
-                            id: r.id,
-                            user_id: r.user_id,
-                            source_key: key,
-                            kind: &r.source_kind,
-                            category: &r.category,
-                            title: &r.title,
-                            page: r.page,
-                            text: &r.text,
-                        })
-                        .collect();
-                    text.add(&docs)
-                },
+                move |text| text.add(rows.iter().map(|r| &r.chunk)),
                 move |vectors| {
                     let mut by_user: HashMap<Uuid, Vec<(i64, &[f32])>> = HashMap::new();
                     for r in for_vectors.iter() {
                         by_user
-                            .entry(r.user_id)
+                            .entry(r.chunk.user_id)
                             .or_default()
-                            .push((r.id, r.embedding.as_slice()));
+                            .push((r.chunk.id, r.embedding.as_slice()));
                     }
                     for (user_id, pairs) in by_user {
                         vectors.add(user_id, &pairs)?;
@@ -400,6 +374,9 @@ impl SearchCore {
             let text = Arc::clone(&self.text);
             let query = query.to_owned();
             let text_filters = filters.clone();
+            // One BM25 search per core at a time, the others waiting their
+            // turn in arrival order.
+            let _permit = self.text_searches.acquire().await?;
             let found = blocking(move || {
                 let bm25 = match mode {
                     Mode::Vector => Vec::new(),
@@ -418,11 +395,7 @@ impl SearchCore {
         let stage = Instant::now();
         let nearest = match embedding {
             Some(vector) => {
-                let _permit = self
-                    .searches
-                    .acquire()
-                    .await
-                    .map_err(|e| SearchError::VectorIndex(e.to_string()))?;
+                let _permit = self.searches.acquire().await?;
                 // Here, not on the blocking pool: a search of one user's
                 // index takes 0.05-0.5 ms (a scan of at most 5,000 vectors,
                 // or the HNSW walk), less than the hand-over to another
@@ -449,12 +422,17 @@ impl SearchCore {
         let stage = stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
 
         // BM25 applied the filters inside the index; vector hits are
-        // checked against their rows.
+        // checked against their rows. Rows come from the BM25 index's
+        // document store (a few microseconds each, on this thread), not from
+        // `search.chunks`: at 16 clients the round trip to PostgreSQL took
+        // 2.4 ms of each query's time (bench-search (b)).
         let mut rows: HashMap<i64, ChunkRow> = HashMap::new();
         if filtered {
+            // Up to a hundred rows: off this thread.
             let ids: Vec<i64> = nearest.iter().map(|(id, _)| *id).collect();
+            let text = Arc::clone(&self.text);
             rows.extend(
-                repo::chunks_by_id(&self.pool, user_id, &ids)
+                blocking(move || text.chunks(user_id, &ids))
                     .await?
                     .into_iter()
                     .filter(|row| filters.admit(&row.source_kind, &row.category))
@@ -462,8 +440,8 @@ impl SearchCore {
             );
             nearest.retain(|(id, _)| rows.contains_key(id));
         }
-        // Only the best k are read from the table: one query of k rows
-        // (more only when a chunk was deleted since the indexes saw it).
+        // Only the best k are read: k rows (more only when a chunk was
+        // deleted since the vector index saw it).
         let fused = fuse(mode, &bm25, &nearest);
         let mut hits = Vec::with_capacity(k);
         let mut next = fused.as_slice();
@@ -476,8 +454,8 @@ impl SearchCore {
                 .filter(|id| !rows.contains_key(id))
                 .collect();
             rows.extend(
-                repo::chunks_by_id(&self.pool, user_id, &missing)
-                    .await?
+                self.text
+                    .chunks(user_id, &missing)?
                     .into_iter()
                     .map(|row| (row.id, row)),
             );

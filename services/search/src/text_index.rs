@@ -8,15 +8,20 @@ use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery, Weight,
 };
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TokenStream;
-use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Term, doc};
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TERMINATED, TantivyDocument,
+    Term, doc,
+};
 use uuid::Uuid;
 
 use crate::analysis::{self, Derived, PARTS, STEMS, WORDS};
 use crate::error::{Result, SearchError};
+use crate::repo::ChunkRow;
 use crate::top_hits::TopHits;
 
 /// Weight of a match on a word's stem, beside the exact word's 1.
@@ -33,18 +38,6 @@ const ID: &str = "id";
 /// A segment is searched by pruning when the caller owns at least one in
 /// this many of its chunks.
 const PRUNE_AT_SHARE: u64 = 32;
-
-/// What the BM25 index stores of a chunk.
-pub struct TextDoc<'a> {
-    pub id: i64,
-    pub user_id: Uuid,
-    pub source_key: &'a str,
-    pub kind: &'a str,
-    pub category: &'a str,
-    pub title: &'a str,
-    pub page: i32,
-    pub text: &'a str,
-}
 
 /// Filters applied inside the index.
 #[derive(Debug, Clone, Default)]
@@ -65,10 +58,13 @@ struct Fields {
     id: Field,
     user: Field,
     source: Field,
+    source_id: Field,
     kind: Field,
     category: Field,
     title: Field,
     page: Field,
+    ordinal: Field,
+    created: Field,
     text: Field,
     stems: Field,
     parts: Field,
@@ -99,17 +95,24 @@ fn schema() -> (Schema, Fields) {
                 .set_index_option(IndexRecordOption::WithFreqs),
         )
     };
+    // The document store keeps each chunk's row (what a hit shows), so a
+    // search reads its hits here instead of asking PostgreSQL.
+    let stored_text = text_options.set_stored();
     let fields = Fields {
-        // A fast field: a hit's id is read from a column, not from the
+        // A fast field: a BM25 hit's id is read from a column, not from the
         // compressed document store.
         id: builder.add_i64_field(ID, INDEXED | FAST),
-        user: builder.add_text_field("user", STRING),
+        user: builder.add_text_field("user", STRING | STORED),
         source: builder.add_text_field("source", STRING),
-        kind: builder.add_text_field("kind", STRING),
-        category: builder.add_text_field("category", STRING),
-        title: builder.add_text_field("title", text_options.clone()),
-        page: builder.add_i64_field("page", INDEXED),
-        text: builder.add_text_field("text", text_options),
+        source_id: builder.add_text_field("source_id", STORED),
+        kind: builder.add_text_field("kind", STRING | STORED),
+        category: builder.add_text_field("category", STRING | STORED),
+        title: builder.add_text_field("title", stored_text.clone()),
+        page: builder.add_i64_field("page", INDEXED | STORED),
+        ordinal: builder.add_i64_field("ordinal", STORED),
+        // Microseconds since the epoch.
+        created: builder.add_i64_field("created", STORED),
+        text: builder.add_text_field("text", stored_text),
         stems: builder.add_text_field("stems", derived(STEMS)),
         parts: builder.add_text_field("parts", derived(PARTS)),
     };
@@ -161,24 +164,80 @@ impl TextIndex {
             .map_err(|_| SearchError::VectorIndex("text index writer poisoned".into()))
     }
 
-    pub fn add(&self, docs: &[TextDoc<'_>]) -> Result<()> {
+    pub fn add<'a>(&self, chunks: impl IntoIterator<Item = &'a ChunkRow>) -> Result<()> {
         let writer = self.writer()?;
         let f = &self.fields;
-        for d in docs {
+        for c in chunks {
             writer.add_document(doc!(
-                f.id => d.id,
-                f.user => d.user_id.to_string(),
-                f.source => d.source_key,
-                f.kind => d.kind,
-                f.category => d.category,
-                f.title => d.title,
-                f.page => i64::from(d.page),
-                f.text => d.text,
-                f.stems => d.text,
-                f.parts => d.text,
+                f.id => c.id,
+                f.user => c.user_id.to_string(),
+                f.source => source_key(c.user_id, &c.source_kind, c.source_id),
+                f.source_id => c.source_id.to_string(),
+                f.kind => c.source_kind.as_str(),
+                f.category => c.category.as_str(),
+                f.title => c.title.as_str(),
+                f.page => i64::from(c.page),
+                f.ordinal => i64::from(c.ordinal),
+                f.created => c.created_at.timestamp_micros(),
+                f.text => c.text.as_str(),
+                f.stems => c.text.as_str(),
+                f.parts => c.text.as_str(),
             ))?;
         }
         Ok(())
+    }
+
+    /// The caller's chunks among `ids`, read from the document store (the
+    /// rows of `search.chunks` as the index last saw them); ids of deleted
+    /// chunks and of other users' are left out.
+    pub fn chunks(&self, user_id: Uuid, ids: &[i64]) -> Result<Vec<ChunkRow>> {
+        let searcher = self.reader.searcher();
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let term = Term::from_field_i64(self.fields.id, id);
+            // A re-indexed chunk keeps its id: the old entry stays, deleted,
+            // in an older segment.
+            'segments: for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                let Some(mut postings) = segment
+                    .inverted_index(self.fields.id)?
+                    .read_postings(&term, IndexRecordOption::Basic)?
+                else {
+                    continue;
+                };
+                let alive = segment.alive_bitset();
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if alive.is_none_or(|a| a.is_alive(doc)) {
+                        let stored: TantivyDocument =
+                            searcher.doc(DocAddress::new(ord as u32, doc))?;
+                        rows.extend(self.row(id, &stored).filter(|r| r.user_id == user_id));
+                        break 'segments;
+                    }
+                    doc = postings.advance();
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// A chunk's row from its stored fields; `None` for a document indexed
+    /// before they were stored.
+    fn row(&self, id: i64, stored: &TantivyDocument) -> Option<ChunkRow> {
+        let f = &self.fields;
+        let text = |field| stored.get_first(field).and_then(|v| v.as_str());
+        let number = |field| stored.get_first(field).and_then(|v| v.as_i64());
+        Some(ChunkRow {
+            id,
+            user_id: Uuid::parse_str(text(f.user)?).ok()?,
+            source_kind: text(f.kind)?.to_owned(),
+            source_id: Uuid::parse_str(text(f.source_id)?).ok()?,
+            ordinal: i32::try_from(number(f.ordinal)?).ok()?,
+            title: text(f.title)?.to_owned(),
+            category: text(f.category)?.to_owned(),
+            page: i32::try_from(number(f.page)?).ok()?,
+            text: text(f.text)?.to_owned(),
+            created_at: chrono::DateTime::from_timestamp_micros(number(f.created)?)?,
+        })
     }
 
     pub fn delete_source(&self, key: &str) -> Result<()> {
@@ -413,10 +472,12 @@ mod tests {
         state: &mut u64,
     ) -> Vec<String> {
         let mut keys = Vec::new();
-        let mut docs = Vec::new();
+        let mut rows = Vec::new();
+        let mut source_id = Uuid::nil();
         for n in 0..count {
             if n % 10 == 0 {
-                keys.push(source_key(user, "document", Uuid::new_v4()));
+                source_id = Uuid::new_v4();
+                keys.push(source_key(user, "document", source_id));
             }
             let words: Vec<&str> = (0..8)
                 .map(|_| {
@@ -426,22 +487,21 @@ mod tests {
                     VOCABULARY[(*state % VOCABULARY.len() as u64) as usize]
                 })
                 .collect();
-            docs.push((first + n, keys.len() - 1, words.join(" ")));
-        }
-        let docs: Vec<TextDoc<'_>> = docs
-            .iter()
-            .map(|(id, key, text)| TextDoc {
-                id: *id,
+            rows.push(ChunkRow {
+                id: first + n,
                 user_id: user,
-                source_key: &keys[*key],
-                kind: "document",
-                category: "generic",
-                title: "notes.pdf",
-                page: 1,
-                text,
-            })
-            .collect();
-        index.add(&docs).expect("add");
+                source_kind: "document".into(),
+                source_id,
+                ordinal: (n % 10) as i32,
+                title: "notes.pdf".into(),
+                category: "generic".into(),
+                page: 1 + (n % 3) as i32,
+                text: words.join(" "),
+                created_at: chrono::DateTime::from_timestamp_micros(1_764_000_000_000_000 + n)
+                    .expect("a time"),
+            });
+        }
+        index.add(&rows).expect("add");
         keys
     }
 
@@ -508,6 +568,53 @@ mod tests {
         index.delete_source(&sources[0]).expect("delete");
         index.commit().expect("commit");
         check(&(1_000..1_010).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A hit's row comes back from the document store as it was added,
+    /// only to its owner, and not once its source is deleted or replaced.
+    #[test]
+    fn chunks_are_read_back_for_their_owner_only() {
+        let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
+        let index = TextIndex::open(&dir).expect("open");
+        let (owner, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut state = 0x2545_F491_4F6C_DD1D;
+        let sources = add_user(&index, owner, 0, 20, &mut state);
+        add_user(&index, other, 100, 10, &mut state);
+        index.commit().expect("commit");
+
+        let rows = index.chunks(owner, &[3, 12, 105, 999]).expect("chunks");
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            [3, 12],
+            "another user's chunk 105 and the unknown 999 are left out"
+        );
+        let row = &rows[0];
+        assert_eq!(row.user_id, owner);
+        assert_eq!((row.ordinal, row.page), (3, 1));
+        assert_eq!(row.text.split(' ').count(), 8, "{row:?}");
+        assert_eq!(row.created_at.timestamp_micros(), 1_764_000_000_000_003);
+        assert_eq!(
+            source_key(owner, &row.source_kind, row.source_id),
+            sources[0]
+        );
+        assert_eq!(
+            index.chunks(other, &[105]).expect("chunks")[0].user_id,
+            other
+        );
+
+        // The first source is replaced: same ids, new text; then the second
+        // is deleted.
+        index.delete_source(&sources[0]).expect("delete");
+        let mut replaced = rows[0].clone();
+        replaced.text = "replacement text".into();
+        index.add([&replaced]).expect("add");
+        index.delete_source(&sources[1]).expect("delete");
+        index.commit().expect("commit");
+        let rows = index.chunks(owner, &[3, 12]).expect("chunks");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!((rows[0].id, rows[0].text.as_str()), (3, "replacement text"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
