@@ -44,12 +44,16 @@ const QUERY_STOP_WORDS: [&str; 52] = [
 ];
 
 /// The words of a query that carry its meaning, in order, each once: its
-/// words without [`QUERY_STOP_WORDS`], or all of them when that is all it has.
+/// words without [`QUERY_STOP_WORDS`] and single letters ("U.S." is "u"
+/// and "s", "user's" ends in "s"), or all of them when that is all it has.
+/// Single letters are in most chunks: "u" and "s" made one question's BM25
+/// search take 5.9 ms over one user's 100,000 chunks, against 0.44 ms on
+/// average (bench-search (b)). Single digits stay ("table 2").
 pub fn query_words(query: &str) -> Vec<String> {
     let words = distinct_words(query);
     let meaningful: Vec<String> = words
         .iter()
-        .filter(|word| !QUERY_STOP_WORDS.contains(&word.as_str()))
+        .filter(|word| !QUERY_STOP_WORDS.contains(&word.as_str()) && !is_letter(word))
         .cloned()
         .collect();
     if meaningful.is_empty() {
@@ -57,6 +61,12 @@ pub fn query_words(query: &str) -> Vec<String> {
     } else {
         meaningful
     }
+}
+
+/// Whether `word` is one letter (not a digit).
+fn is_letter(word: &str) -> bool {
+    let mut chars = word.chars();
+    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_numeric())
 }
 
 /// The words of `text`, in order, each once.
@@ -218,6 +228,10 @@ mod tests {
             ["semester", "script", "written"]
         );
         assert_eq!(query_words("What is this?"), ["what", "is", "this"]);
+        assert_eq!(
+            query_words("How many U.S.-registered airplanes does table 2 list?"),
+            ["registered", "airplanes", "table", "2", "list"]
+        );
     }
 
     #[test]
