@@ -423,7 +423,7 @@ impl SearchCore {
 
         // BM25 applied the filters inside the index; vector hits are
         // checked against their rows. Rows come from the BM25 index's
-        // document store (a few microseconds each, on this thread), not from
+        // document store (~10 µs each, on this thread), not from
         // `search.chunks`: at 16 clients the round trip to PostgreSQL took
         // 2.4 ms of each query's time (bench-search (b)).
         let mut rows: HashMap<i64, ChunkRow> = HashMap::new();
