@@ -283,10 +283,7 @@ impl SearchCore {
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
         self.apply(
-            move |text| {
-                text.delete_user(user_id)?;
-                text.commit()
-            },
+            move |text| text.erase_user(user_id),
             move |vectors| vectors.delete_user(user_id),
         )
         .await?;

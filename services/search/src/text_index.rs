@@ -33,6 +33,8 @@ const TITLE_WEIGHT: f32 = 0.5;
 /// Score added to chunks on the page a query names ("table 2 on page 3").
 const NAMED_PAGE_SCORE: f32 = 2.0;
 const WRITER_MEMORY: usize = 50_000_000;
+/// Tries at rewriting the segments that held an erased user's chunks.
+const ERASE_ROUNDS: usize = 50;
 /// The chunk id's field name.
 const ID: &str = "id";
 /// A segment is searched by pruning when the caller owns at least one in
@@ -246,11 +248,36 @@ impl TextIndex {
         Ok(())
     }
 
-    pub fn delete_user(&self, user_id: Uuid) -> Result<()> {
-        self.writer()?.delete_term(Term::from_field_text(
-            self.fields.user,
-            &user_id.to_string(),
-        ));
+    /// Deletes every chunk of a user and commits, then rewrites the segments
+    /// that held them: a deleted document only leaves the disk when its
+    /// segment is merged, and the document store keeps the chunk's text.
+    pub fn erase_user(&self, user_id: Uuid) -> Result<()> {
+        let term = Term::from_field_text(self.fields.user, &user_id.to_string());
+        let mut writer = self.writer()?;
+        writer.delete_term(term.clone());
+        writer.commit()?;
+        // A segment a background merge holds is refused until that merge
+        // ends; a merge started before the delete keeps the deleted
+        // documents, so each round looks again at what the disk holds.
+        for _ in 0..ERASE_ROUNDS {
+            self.reader.reload()?;
+            let mut held = Vec::new();
+            for segment in self.reader.searcher().segment_readers() {
+                if segment.inverted_index(self.fields.user)?.doc_freq(&term)? > 0 {
+                    held.push(segment.segment_id());
+                }
+            }
+            if held.is_empty() {
+                return Ok(());
+            }
+            match writer.merge(&held).wait() {
+                Ok(_) => {
+                    writer.garbage_collect_files().wait()?;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        }
+        tracing::warn!(%user_id, "erased chunks stay on disk until the next merge");
         Ok(())
     }
 
@@ -615,6 +642,36 @@ mod tests {
         let rows = index.chunks(owner, &[3, 12]).expect("chunks");
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!((rows[0].id, rows[0].text.as_str()), (3, "replacement text"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Erasing a user leaves no segment holding their chunks, deleted or not,
+    /// and keeps everyone else's.
+    #[test]
+    fn an_erased_user_leaves_no_chunk_on_disk() {
+        let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
+        let index = TextIndex::open(&dir).expect("open");
+        let (gone, kept) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut state = 0x1234_5678_9ABC_DEF1;
+        // Two commits: two segments, each with chunks of both users.
+        for first in [0, 1_000] {
+            add_user(&index, gone, first, 30, &mut state);
+            add_user(&index, kept, first + 500, 30, &mut state);
+            index.commit().expect("commit");
+        }
+        index.erase_user(gone).expect("erase");
+        let searcher = index.reader.searcher();
+        let term = |user: Uuid| Term::from_field_text(index.fields.user, &user.to_string());
+        let mut kept_docs = 0;
+        for segment in searcher.segment_readers() {
+            let users = segment.inverted_index(index.fields.user).expect("postings");
+            assert_eq!(users.doc_freq(&term(gone)).expect("freq"), 0);
+            assert_eq!(segment.num_deleted_docs(), 0);
+            kept_docs += users.doc_freq(&term(kept)).expect("freq");
+        }
+        assert_eq!(kept_docs, 60);
+        assert!(index.chunks(gone, &[0, 1_000]).expect("chunks").is_empty());
+        assert_eq!(index.chunks(kept, &[500, 1_500]).expect("chunks").len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
