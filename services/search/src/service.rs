@@ -230,8 +230,9 @@ impl SearchCore {
             move |text| {
                 // Deletes apply to documents added before them: one commit
                 // swaps the old entries for the new.
+                let (_, replaced) = &*chunks;
                 text.delete_source(&key)?;
-                text.add(&chunks.1.chunks)?;
+                text.add(&replaced.chunks)?;
                 text.commit()
             },
             move |vectors| {

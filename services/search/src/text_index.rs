@@ -222,8 +222,8 @@ impl TextIndex {
         Ok(rows)
     }
 
-    /// A chunk's row from its stored fields; `None` for a document indexed
-    /// before they were stored.
+    /// A chunk's row from its stored fields; `None` when one is missing or
+    /// malformed.
     fn row(&self, id: i64, stored: &TantivyDocument) -> Option<ChunkRow> {
         let f = &self.fields;
         let text = |field| stored.get_first(field).and_then(|v| v.as_str());
@@ -259,6 +259,7 @@ impl TextIndex {
         // A segment a background merge holds is refused until that merge
         // ends; a merge started before the delete keeps the deleted
         // documents, so each round looks again at what the disk holds.
+        let mut refused = None;
         for _ in 0..ERASE_ROUNDS {
             self.reader.reload()?;
             let mut held = Vec::new();
@@ -274,10 +275,13 @@ impl TextIndex {
                 Ok(_) => {
                     writer.garbage_collect_files().wait()?;
                 }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+                Err(err) => {
+                    refused = Some(err);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
             }
         }
-        tracing::warn!(%user_id, "erased chunks stay on disk until the next merge");
+        tracing::warn!(%user_id, error = ?refused, "erased chunks stay on disk until the next merge");
         Ok(())
     }
 
@@ -489,6 +493,13 @@ mod tests {
         "tax", "report", "season", "harvest", "bridge",
     ];
 
+    /// An empty index in a folder of its own (the test removes it).
+    fn temp_index() -> (std::path::PathBuf, TextIndex) {
+        let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
+        let index = TextIndex::open(&dir).expect("open");
+        (dir, index)
+    }
+
     /// Indexes `count` chunks for `user`, ids from `first`, ten per source,
     /// eight words each drawn by a fixed xorshift.
     fn add_user(
@@ -538,8 +549,7 @@ mod tests {
     /// a deleted chunk.
     #[test]
     fn pruned_and_intersected_searches_agree() {
-        let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
-        let index = TextIndex::open(&dir).expect("open");
+        let (dir, index) = temp_index();
         let (few, many) = (Uuid::new_v4(), Uuid::new_v4());
         let mut state = 0x9E37_79B9_7F4A_7C15;
         add_user(&index, few, 0, 20, &mut state);
@@ -602,8 +612,7 @@ mod tests {
     /// only to its owner, and not once its source is deleted or replaced.
     #[test]
     fn chunks_are_read_back_for_their_owner_only() {
-        let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
-        let index = TextIndex::open(&dir).expect("open");
+        let (dir, index) = temp_index();
         let (owner, other) = (Uuid::new_v4(), Uuid::new_v4());
         let mut state = 0x2545_F491_4F6C_DD1D;
         let sources = add_user(&index, owner, 0, 20, &mut state);
@@ -649,8 +658,7 @@ mod tests {
     /// and keeps everyone else's.
     #[test]
     fn an_erased_user_leaves_no_chunk_on_disk() {
-        let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
-        let index = TextIndex::open(&dir).expect("open");
+        let (dir, index) = temp_index();
         let (gone, kept) = (Uuid::new_v4(), Uuid::new_v4());
         let mut state = 0x1234_5678_9ABC_DEF1;
         // Two commits: two segments, each with chunks of both users.
