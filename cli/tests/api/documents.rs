@@ -314,6 +314,9 @@ async fn deleting_the_account_erases_documents_chunks_files_and_indexes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(vector_file.exists(), "the user's vector index is on disk");
+    let text_dir =
+        pai_search::service::text_index_dir(&app.data_dir.join("vector_db")).join(user_id);
+    assert!(text_dir.is_dir(), "the user's BM25 index is on disk");
 
     let r = app
         .delete("/api/users/account", t, Some(json!({"password": PASSWORD})))
@@ -335,7 +338,12 @@ async fn deleting_the_account_erases_documents_chunks_files_and_indexes() {
                 .fetch_one(&app.db)
                 .await
                 .unwrap();
-        left = (documents, chunks, user_dir.exists(), vector_file.exists());
+        left = (
+            documents,
+            chunks,
+            user_dir.exists(),
+            vector_file.exists() || text_dir.exists(),
+        );
         if left == (0, 0, false, false) {
             break;
         }
@@ -344,7 +352,7 @@ async fn deleting_the_account_erases_documents_chunks_files_and_indexes() {
     assert_eq!(
         left,
         (0, 0, false, false),
-        "(documents, chunks, upload folder, vector index)"
+        "(documents, chunks, upload folder, vector or BM25 index)"
     );
     // The other user keeps everything.
     let r = app

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{Result, SearchError};
 use crate::index_thread::IndexThread;
 use crate::repo::{self, ChunkRow, NewChunk, Source};
-use crate::text_index::{Filters, TextIndex, source_key};
+use crate::text_index::{Filters, TextIndex};
 use crate::vector_index::VectorIndexes;
 
 /// Reciprocal rank fusion constant (Cormack et al.).
@@ -36,8 +36,9 @@ const REBUILD_PAGE: i64 = 2_000;
 /// changes: indexes of another format are thrown away and rebuilt from
 /// `search.chunks` on start. 2: stems, compound parts and page fields;
 /// 3: the chunk id as a fast field; 4: vectors stored as F16; 5: vectors
-/// compared by inner product, each chunk's row in the document store.
-const INDEX_FORMAT: u32 = 5;
+/// compared by inner product, each chunk's row in the document store;
+/// 6: one BM25 index per user.
+const INDEX_FORMAT: u32 = 6;
 
 pub type Embedder = InferenceInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
@@ -223,7 +224,7 @@ impl SearchCore {
 
         let count = replaced.chunks.len();
         let user_id = source.user_id;
-        let key = source_key(source.user_id, &source.kind, source.id);
+        let (kind, source_id) = (source.kind.clone(), source.id);
         let chunks = Arc::new((new, replaced));
         let for_vectors = Arc::clone(&chunks);
         self.apply(
@@ -231,7 +232,7 @@ impl SearchCore {
                 // Deletes apply to documents added before them: one commit
                 // swaps the old entries for the new.
                 let (_, replaced) = &*chunks;
-                text.delete_source(&key)?;
+                text.delete_source(user_id, &kind, source_id)?;
                 text.add(&replaced.chunks)?;
                 text.commit()
             },
@@ -262,10 +263,10 @@ impl SearchCore {
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
         let count = ids.len();
-        let key = source_key(user_id, kind, source_id);
+        let kind = kind.to_owned();
         self.apply(
             move |text| {
-                text.delete_source(&key)?;
+                text.delete_source(user_id, &kind, source_id)?;
                 text.commit()
             },
             move |vectors| vectors.remove(user_id, &ids),
@@ -382,7 +383,7 @@ impl SearchCore {
                         text.search(user_id, &query, candidates, &text_filters)?
                     }
                 };
-                Ok((bm25, text.snippets(&query)?))
+                Ok((bm25, text.snippets(user_id, &query)?))
             })
             .await?;
             stage_done(SEARCH_STAGE_SECONDS, "bm25", stage);
@@ -459,7 +460,10 @@ impl SearchCore {
             );
             hits.extend(batch.iter().filter_map(|(id, score)| {
                 let chunk = rows.remove(id)?;
-                let highlighted = snippets.snippet(&chunk.text).to_html();
+                let highlighted = snippets
+                    .as_ref()
+                    .map(|s| s.snippet(&chunk.text).to_html())
+                    .unwrap_or_default();
                 let snippet = if highlighted.is_empty() {
                     chunk.text.chars().take(240).collect()
                 } else {
