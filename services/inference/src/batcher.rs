@@ -7,12 +7,9 @@
 //! feed the workers. Each request is cut into pieces of similar-length texts;
 //! a worker takes its next batch from the interactive queue whenever that
 //! has work and no other worker runs queries (or enough queries wait, see
-//! below), and from the bulk queue otherwise. Queries run one batch at a time, every query waiting then in
-//! one batch: the other core stays free for the rest of a search (BM25,
-//! PostgreSQL, HTTP), and a query waits for at most one batch before its own
-//! (two passes side by side stretched each other and the queries' tail:
-//! `bench_search`, docs/BENCHMARKS.md). Only when [`EXTRA_BATCH_AT`]
-//! queries wait behind the running batches does another start beside them.
+//! below), and from the bulk queue otherwise. A query waiting while
+//! another worker runs a batch of queries starts a batch of its own on the
+//! free core ([`EXTRA_BATCH_AT`]).
 //! A bulk batch pauses between the steps of its forward pass
 //! (each layer's attention and feed-forward) while queries wait, and resumes
 //! once they are answered: a search query waits at most for one step of a
@@ -58,11 +55,14 @@ impl Default for BatchSizes {
 }
 
 /// Waiting queries (pieces: one per query) that start another batch beside
-/// the one running (on two cores, a second). With that many held behind the model, the rest
-/// of their searches is done and the other core idles (perf: 12 % idle at
-/// 16 clients); with fewer, the other core is better left to BM25,
-/// PostgreSQL and HTTP (`bench_search`, docs/BENCHMARKS.md).
-const EXTRA_BATCH_AT: usize = 6;
+/// the one running (on two cores, a second). It was 6 while BM25 over a
+/// large user's chunks shared one index with every user: the other core was
+/// better left to BM25 and HTTP. Since each user has a BM25 index of their
+/// own (half the cost), the cores idled 8-19 % of the time at 16 clients
+/// while queries waited for the one running batch; at 1, in the same phase
+/// of the machine, bench-search answered 13,509 queries of (b) in 10 s at a
+/// p99 of 21.9 ms, against 10,599 at 27.9 ms (2: 11,310 at 25.7 ms).
+const EXTRA_BATCH_AT: usize = 1;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
 

@@ -356,8 +356,10 @@ impl SearchCore {
             (k * 4).max(20)
         };
         // The query's embedding takes milliseconds in the inference service;
-        // BM25 and the snippet generator are ready by then.
-        let embedding = async {
+        // BM25 and the snippet generator are ready by then. The vector
+        // search starts as soon as the embedding is there, whether or not
+        // BM25 is done.
+        let vector_side = async {
             let embedding = match mode {
                 Mode::Bm25 => None,
                 Mode::Hybrid | Mode::Vector => self
@@ -366,7 +368,28 @@ impl SearchCore {
                     .pop(),
             };
             stage_done(SEARCH_STAGE_SECONDS, "embed", started);
-            Ok::<_, SearchError>(embedding)
+            let stage = Instant::now();
+            let nearest = match embedding {
+                Some(vector) => {
+                    let _permit = self.searches.acquire().await?;
+                    // Here, not on the blocking pool: a search of one user's
+                    // index takes 0.05-0.5 ms (a scan of at most 5,000 vectors,
+                    // or the HNSW walk), less than the hand-over to another
+                    // thread and back cost at 16 clients (bench-search: 5-6 %
+                    // more queries a second for both datasets). Only while the
+                    // user's index is being changed does it wait, off this thread.
+                    match self.vectors.try_search(user_id, &vector, candidates)? {
+                        Some(nearest) => nearest,
+                        None => {
+                            let vectors = Arc::clone(&self.vectors);
+                            blocking(move || vectors.search(user_id, &vector, candidates)).await?
+                        }
+                    }
+                }
+                None => Vec::new(),
+            };
+            stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
+            Ok::<_, SearchError>(nearest)
         };
         let text_side = async {
             let stage = Instant::now();
@@ -389,28 +412,7 @@ impl SearchCore {
             stage_done(SEARCH_STAGE_SECONDS, "bm25", stage);
             Ok::<_, SearchError>(found)
         };
-        let (embedding, (bm25, snippets)) = tokio::try_join!(embedding, text_side)?;
-
-        let stage = Instant::now();
-        let nearest = match embedding {
-            Some(vector) => {
-                let _permit = self.searches.acquire().await?;
-                // Here, not on the blocking pool: a search of one user's
-                // index takes 0.05-0.5 ms (a scan of at most 5,000 vectors,
-                // or the HNSW walk), less than the hand-over to another
-                // thread and back cost at 16 clients (bench-search: 5-6 %
-                // more queries a second for both datasets). Only while the
-                // user's index is being changed does it wait, off this thread.
-                match self.vectors.try_search(user_id, &vector, candidates)? {
-                    Some(nearest) => nearest,
-                    None => {
-                        let vectors = Arc::clone(&self.vectors);
-                        blocking(move || vectors.search(user_id, &vector, candidates)).await?
-                    }
-                }
-            }
-            None => Vec::new(),
-        };
+        let (nearest, (bm25, snippets)) = tokio::try_join!(vector_side, text_side)?;
         let mut nearest: Vec<(i64, f32)> = match mode {
             Mode::Hybrid => nearest
                 .into_iter()
@@ -418,7 +420,7 @@ impl SearchCore {
                 .collect(),
             Mode::Bm25 | Mode::Vector => nearest,
         };
-        let stage = stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
+        let stage = Instant::now();
 
         // BM25 applied the filters inside the index; vector hits are
         // checked against their rows. Rows come from the BM25 index's
