@@ -1,7 +1,5 @@
 //! Admin routes: only administrators, paging, deactivate/reactivate.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -83,7 +81,7 @@ async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_l
     app.until_unauthorized(
         "/api/auth/validate",
         victim["access_token"].as_str().unwrap(),
-        Duration::from_secs(1),
+        crate::helpers::REVOKED_WITHIN,
     )
     .await;
     app.login("vera", PASSWORD).await.assert_problem(403);

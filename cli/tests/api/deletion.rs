@@ -74,7 +74,7 @@ async fn deleting_the_account_erases_it_and_announces_it() {
     assert_eq!(remaining, 0, "rows of schema auth still refer to the user");
 
     for t in [token, second["access_token"].as_str().unwrap()] {
-        app.until_unauthorized("/api/auth/validate", t, Duration::from_secs(1))
+        app.until_unauthorized("/api/auth/validate", t, crate::helpers::REVOKED_WITHIN)
             .await;
         app.get("/api/users/profile", t).await.assert_problem(401);
     }

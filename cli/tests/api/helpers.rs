@@ -16,6 +16,12 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+/// How soon a revoked token must be refused. The gateway polls the
+/// revocation feed every 200 ms, so on an idle machine it takes well under a
+/// second; CI runs ~40 of these tests at once on two cores, which delays
+/// the poll's tick.
+pub const REVOKED_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub const PASSWORD: &str = "plum-orchard-lantern-42";
 
 pub fn admin_db_url() -> String {
@@ -257,7 +263,8 @@ impl TestApp {
         .await
     }
 
-    /// Polls `path` with `token` until it answers 401, for at most `limit`.
+    /// Polls `path` with `token` until it answers 401, for at most `limit`
+    /// ([`REVOKED_WITHIN`] for a revocation).
     /// Returns how long it took.
     pub async fn until_unauthorized(&self, path: &str, token: &str, limit: Duration) -> Duration {
         let started = std::time::Instant::now();

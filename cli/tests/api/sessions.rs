@@ -77,12 +77,8 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     .await
     .assert_problem(401);
     for token in [old_access, new_access] {
-        app.until_unauthorized(
-            "/api/auth/validate",
-            token,
-            std::time::Duration::from_secs(1),
-        )
-        .await;
+        app.until_unauthorized("/api/auth/validate", token, crate::helpers::REVOKED_WITHIN)
+            .await;
         app.get("/api/users/profile", token)
             .await
             .assert_problem(401);
