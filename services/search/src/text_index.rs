@@ -118,7 +118,8 @@ fn schema() -> (Schema, Fields) {
         // A fast field: a BM25 hit's id is read from a column, not from the
         // compressed document store.
         id: builder.add_i64_field(ID, INDEXED | FAST),
-        user: builder.add_text_field("user", STRING | STORED),
+        // Stored only, to check a row's owner: the folder is the user's.
+        user: builder.add_text_field("user", STORED),
         source: builder.add_text_field("source", STRING),
         source_id: builder.add_text_field("source_id", STORED),
         kind: builder.add_text_field("kind", STRING | STORED),
@@ -220,8 +221,8 @@ impl TextIndex {
         self.dir.join(user_id.to_string())
     }
 
-    /// The user's index; `None` when they have none and `create` is false.
-    fn user(&self, user_id: Uuid, create: bool) -> Result<Option<Arc<UserText>>> {
+    /// The user's index; `None` when they have none.
+    fn user(&self, user_id: Uuid) -> Result<Option<Arc<UserText>>> {
         if let Some(user) = self
             .users
             .read()
@@ -230,17 +231,31 @@ impl TextIndex {
         {
             return Ok(Some(Arc::clone(user)));
         }
-        let dir = self.user_dir(user_id);
-        if !create && !dir.is_dir() {
+        if !self.user_dir(user_id).is_dir() {
             return Ok(None);
         }
+        self.open_user(user_id).map(Some)
+    }
+
+    /// The user's index, created when they have none.
+    fn writable_user(&self, user_id: Uuid) -> Result<Arc<UserText>> {
+        self.user(user_id)?
+            .map_or_else(|| self.open_user(user_id), Ok)
+    }
+
+    /// Opens (or creates) the user's index and keeps it open, unless another
+    /// thread did first.
+    fn open_user(&self, user_id: Uuid) -> Result<Arc<UserText>> {
         let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(user) = users.get(&user_id) {
-            return Ok(Some(Arc::clone(user)));
+            return Ok(Arc::clone(user));
         }
-        let user = Arc::new(UserText::open(&dir, self.schema.clone())?);
+        let user = Arc::new(UserText::open(
+            &self.user_dir(user_id),
+            self.schema.clone(),
+        )?);
         users.insert(user_id, Arc::clone(&user));
-        Ok(Some(user))
+        Ok(user)
     }
 
     fn open_users(&self) -> Vec<Arc<UserText>> {
@@ -250,6 +265,16 @@ impl TextIndex {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Users whose writer is open (changes not yet committed).
+    fn open_writers(&self) -> usize {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|user| user.is_writing())
+            .count()
     }
 
     /// The users with an index on disk.
@@ -276,14 +301,9 @@ impl TextIndex {
             by_user.entry(chunk.user_id).or_default().push(chunk);
         }
         for (user_id, rows) in by_user {
-            let Some(user) = self.user(user_id, true)? else {
-                continue;
-            };
-            if !user.is_writing() {
-                let open = self.open_users().iter().filter(|u| u.is_writing()).count();
-                if open >= MAX_OPEN_WRITERS {
-                    self.commit()?;
-                }
+            let user = self.writable_user(user_id)?;
+            if !user.is_writing() && self.open_writers() >= MAX_OPEN_WRITERS {
+                self.commit()?;
             }
             let f = &self.fields;
             user.change(|writer| {
@@ -314,7 +334,7 @@ impl TextIndex {
     /// rows of `search.chunks` as the index last saw them); ids of deleted
     /// chunks and of other users' are left out.
     pub fn chunks(&self, user_id: Uuid, ids: &[i64]) -> Result<Vec<ChunkRow>> {
-        let Some(user) = self.user(user_id, false)? else {
+        let Some(user) = self.user(user_id)? else {
             return Ok(Vec::new());
         };
         let searcher = user.reader.searcher();
@@ -371,7 +391,7 @@ impl TextIndex {
     /// Deletes one source's chunks from its owner's index, at the next
     /// [`Self::commit`].
     pub fn delete_source(&self, user_id: Uuid, kind: &str, source_id: Uuid) -> Result<()> {
-        let Some(user) = self.user(user_id, false)? else {
+        let Some(user) = self.user(user_id)? else {
             return Ok(());
         };
         let term = Term::from_field_text(self.fields.source, &source_key(user_id, kind, source_id));
@@ -417,7 +437,7 @@ impl TextIndex {
     pub fn num_docs(&self) -> Result<u64> {
         let mut docs = 0;
         for user_id in self.users_on_disk()? {
-            if let Some(user) = self.user(user_id, false)? {
+            if let Some(user) = self.user(user_id)? {
                 docs += user.reader.searcher().num_docs();
             }
         }
@@ -507,7 +527,7 @@ impl TextIndex {
         limit: usize,
         filters: &Filters,
     ) -> Result<Vec<(i64, f32)>> {
-        let Some(user) = self.user(user_id, false)? else {
+        let Some(user) = self.user(user_id)? else {
             return Ok(Vec::new());
         };
         let searcher = user.reader.searcher();
@@ -554,7 +574,7 @@ impl TextIndex {
     /// Returns a generator that highlights `query`'s words in any of the
     /// caller's texts; `None` when they have no index.
     pub fn snippets(&self, user_id: Uuid, query: &str) -> Result<Option<SnippetGenerator>> {
-        let Some(user) = self.user(user_id, false)? else {
+        let Some(user) = self.user(user_id)? else {
             return Ok(None);
         };
         let searcher = user.reader.searcher();
