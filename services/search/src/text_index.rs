@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+use tantivy::index::SegmentId;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery,
 };
@@ -21,8 +22,8 @@ use tantivy::schema::{
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TokenStream;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TERMINATED, TantivyDocument,
-    Term, doc,
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentMeta, TERMINATED,
+    TantivyDocument, Term, doc,
 };
 use uuid::Uuid;
 
@@ -198,7 +199,31 @@ impl UserText {
         };
         writer.commit()?;
         writer.wait_merging_threads()?;
+        self.purge_deleted()?;
         self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Rewrites the segments that still hold deleted chunks. tantivy only
+    /// marks a delete, and its merge policy can leave a small segment's
+    /// deleted documents (their stored text among them) on disk for good:
+    /// a deleted document's text leaves the disk with the commit that
+    /// deletes it. Only segments with deletes are rewritten, so a commit
+    /// that deleted nothing costs one look at the segment list.
+    fn purge_deleted(&self) -> Result<()> {
+        let holding: Vec<SegmentId> = self
+            .index
+            .searchable_segment_metas()?
+            .iter()
+            .filter(|meta| meta.has_deletes())
+            .map(SegmentMeta::id)
+            .collect();
+        if holding.is_empty() {
+            return Ok(());
+        }
+        let mut writer = Self::writer_when_free(&self.index)?;
+        writer.merge(&holding).wait()?;
+        writer.wait_merging_threads()?;
         Ok(())
     }
 }
@@ -809,6 +834,56 @@ mod tests {
         let reopened = TextIndex::open(&dir).expect("reopen");
         assert_eq!(reopened.num_docs().expect("count"), 60);
         assert!(reopened.chunks(gone, &[0]).expect("chunks").is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A deleted document's chunks leave the user's segments with the
+    /// commit that deletes them, not only its search hits.
+    #[test]
+    fn a_deleted_source_leaves_no_chunk_in_the_segments() {
+        let (dir, index) = temp_index();
+        let user = Uuid::new_v4();
+        let mut state = 0x0F1E_2D3C_4B5A_6978;
+        let sources = add_user(&index, user, 0, 30, &mut state);
+        index.commit().expect("commit");
+        // A second commit, so the deleted source and a kept one lie in
+        // different segments.
+        add_user(&index, user, 100, 20, &mut state);
+        index.commit().expect("commit");
+        let stored = |index: &TextIndex| {
+            let user = index.user(user).expect("open").expect("an index");
+            let metas = user.index.searchable_segment_metas().expect("metas");
+            let deleted: u32 = metas.iter().map(SegmentMeta::num_deleted_docs).sum();
+            let kept: u32 = metas.iter().map(SegmentMeta::num_docs).sum();
+            (kept, deleted)
+        };
+        assert_eq!(stored(&index), (50, 0));
+
+        index
+            .delete_source(user, "document", sources[1])
+            .expect("delete");
+        index.commit().expect("commit");
+        assert_eq!(stored(&index), (40, 0), "deleted chunks stay on disk");
+        assert!(
+            index
+                .chunks(user, &[10, 15, 19])
+                .expect("chunks")
+                .is_empty()
+        );
+        assert_eq!(index.chunks(user, &[9, 20, 100]).expect("chunks").len(), 3);
+        let found = index
+            .search(user, "invoice total river census", 50, &Filters::default())
+            .expect("search");
+        assert!(!found.is_empty());
+        assert!(
+            found.iter().all(|(id, _)| !(10..20).contains(id)),
+            "{found:?}"
+        );
+
+        // A restart reads the rewritten segments.
+        drop(index);
+        let reopened = TextIndex::open(&dir).expect("reopen");
+        assert_eq!(stored(&reopened), (40, 0));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
