@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use tantivy::index::SegmentId;
+use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery,
 };
@@ -22,8 +22,8 @@ use tantivy::schema::{
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TokenStream;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, SegmentMeta, TERMINATED,
-    TantivyDocument, Term, doc,
+    DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TERMINATED, TantivyDocument,
+    Term, doc,
 };
 use uuid::Uuid;
 
@@ -137,6 +137,18 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
+/// tantivy's log merge policy, except that a segment holding any deleted
+/// chunk is merged with its level by the commit that deleted it: tantivy
+/// only marks a delete, and by default a segment keeps its deleted
+/// documents (their stored text among them) until a fifth of it is
+/// deleted, which a small segment may never reach. A commit that deleted
+/// nothing merges what the default would.
+fn merge_policy() -> LogMergePolicy {
+    let mut policy = LogMergePolicy::default();
+    policy.set_del_docs_ratio_before_merge(f32::MIN_POSITIVE);
+    policy
+}
+
 impl UserText {
     fn open(dir: &Path, schema: Schema) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
@@ -182,7 +194,11 @@ impl UserText {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                other => return Ok(other?),
+                other => {
+                    let writer = other?;
+                    writer.set_merge_policy(Box::new(merge_policy()));
+                    return Ok(writer);
+                }
             }
         }
     }
@@ -199,31 +215,7 @@ impl UserText {
         };
         writer.commit()?;
         writer.wait_merging_threads()?;
-        self.purge_deleted()?;
         self.reader.reload()?;
-        Ok(())
-    }
-
-    /// Rewrites the segments that still hold deleted chunks. tantivy only
-    /// marks a delete, and its merge policy can leave a small segment's
-    /// deleted documents (their stored text among them) on disk for good:
-    /// a deleted document's text leaves the disk with the commit that
-    /// deletes it. Only segments with deletes are rewritten, so a commit
-    /// that deleted nothing costs one look at the segment list.
-    fn purge_deleted(&self) -> Result<()> {
-        let holding: Vec<SegmentId> = self
-            .index
-            .searchable_segment_metas()?
-            .iter()
-            .filter(|meta| meta.has_deletes())
-            .map(SegmentMeta::id)
-            .collect();
-        if holding.is_empty() {
-            return Ok(());
-        }
-        let mut writer = Self::writer_when_free(&self.index)?;
-        writer.merge(&holding).wait()?;
-        writer.wait_merging_threads()?;
         Ok(())
     }
 }
@@ -630,6 +622,7 @@ fn named_page(query: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantivy::SegmentMeta;
 
     const VOCABULARY: [&str; 24] = [
         "invoice", "total", "river", "census", "meeting", "school", "board", "amount", "lecture",
