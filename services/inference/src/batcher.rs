@@ -9,7 +9,8 @@
 //! has work and no other worker runs queries (or enough queries wait, see
 //! below), and from the bulk queue otherwise. A query waiting while
 //! another worker runs a batch of queries starts a batch of its own on the
-//! free core ([`EXTRA_BATCH_AT`]).
+//! free core ([`EXTRA_BATCH_AT`]), and a worker that finds several queries
+//! waiting and another worker idle shares them with it ([`SHARE_AT`]).
 //! A bulk batch pauses between the steps of its forward pass
 //! (each layer's attention and feed-forward) while queries wait, and resumes
 //! once they are answered: a search query waits at most for one step of a
@@ -63,6 +64,15 @@ impl Default for BatchSizes {
 /// of the machine, bench-search answered 13,509 queries of (b) in 10 s at a
 /// p99 of 21.9 ms, against 10,599 at 27.9 ms (2: 11,310 at 25.7 ms).
 const EXTRA_BATCH_AT: usize = 1;
+
+/// Waiting queries that a worker shares with an idle worker: it takes half
+/// and wakes the other for the rest, so one batch does not run on one core
+/// while the other idles (at 16 clients the cores were ~7 % idle). 2 and 4
+/// did the same in bench-search (sixteenth session, VNNI EPYC: (a) p99
+/// 25.7-27.6 against 28.0-29.7 ms unshared, ~5 % more queries; (b) within
+/// the drift); 4 keeps at least two queries a pass, which batches better
+/// on AMX.
+const SHARE_AT: usize = 4;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
 
@@ -283,25 +293,44 @@ fn take(queue: &mut VecDeque<Piece>, limit: usize) -> Vec<Piece> {
 /// Takes the next batch: the waiting queries when no other worker answers
 /// queries, else bulk.
 fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) {
-    if let Some(queries) = take_queries(queues, sizes) {
+    // The taker counts itself idle here.
+    let others_idle = queues.idle >= 2;
+    if let Some(queries) = take_queries(queues, sizes, others_idle) {
         return (queries, Priority::Interactive);
     }
     (take(&mut queues.bulk, sizes.bulk), Priority::Bulk)
 }
 
-/// Takes the waiting queries, up to a batch, unless another worker answers
-/// queries now and fewer than [`EXTRA_BATCH_AT`] wait; the taker must call
+/// Takes the waiting queries, up to a batch or half of them when another
+/// worker is idle ([`batch_limit`]), unless another worker answers queries
+/// now and fewer than [`EXTRA_BATCH_AT`] wait; the taker must call
 /// [`answered`] once it has run them.
-fn take_queries(queues: &mut Queues, sizes: BatchSizes) -> Option<Vec<Piece>> {
+fn take_queries(queues: &mut Queues, sizes: BatchSizes, others_idle: bool) -> Option<Vec<Piece>> {
     if queues.answering > 0 && queues.interactive.len() < EXTRA_BATCH_AT {
         return None;
     }
-    let batch = take(&mut queues.interactive, sizes.interactive);
+    let waiting = queues
+        .interactive
+        .iter()
+        .map(|piece| piece.texts.len())
+        .sum();
+    let limit = batch_limit(waiting, sizes, others_idle);
+    let batch = take(&mut queues.interactive, limit);
     if batch.is_empty() {
         return None;
     }
     queues.answering += 1;
     Some(batch)
+}
+
+/// How many of `waiting` queries one worker takes: half when another worker
+/// is idle and [`SHARE_AT`] or more wait, else up to a batch.
+fn batch_limit(waiting: usize, sizes: BatchSizes, others_idle: bool) -> usize {
+    if others_idle && waiting >= SHARE_AT {
+        waiting.div_ceil(2).min(sizes.interactive)
+    } else {
+        sizes.interactive
+    }
 }
 
 /// Ends a batch of queries: another may start.
@@ -355,10 +384,16 @@ fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
 /// unless another worker answers queries.
 fn answer_waiting_queries(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
     loop {
-        // Its own statement: the lock must not be held while the batch runs.
-        let Some(batch) = take_queries(&mut shared.queues(), sizes) else {
+        // The lock is let go before the batch runs.
+        let mut queues = shared.queues();
+        let others_idle = queues.idle >= 1;
+        let Some(batch) = take_queries(&mut queues, sizes, others_idle) else {
             return;
         };
+        if others_idle && !queues.interactive.is_empty() {
+            shared.wake.notify_one();
+        }
+        drop(queues);
         run_batch(&batch, |texts| embedder.embed(texts));
         answered(&mut shared.queues());
     }
@@ -387,5 +422,26 @@ fn run_batch(batch: &[Piece], embed: impl FnOnce(&[&str]) -> Result<Vec<Vec<f32>
                 piece.job.fail(err.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZES: BatchSizes = BatchSizes {
+        interactive: 32,
+        bulk: 2,
+    };
+
+    #[test]
+    fn an_idle_worker_gets_half_of_several_waiting_queries() {
+        assert_eq!(batch_limit(SHARE_AT, SIZES, true), SHARE_AT / 2);
+        assert_eq!(batch_limit(7, SIZES, true), 4);
+        // Fewer than SHARE_AT, or nobody idle: one batch takes them all.
+        assert_eq!(batch_limit(SHARE_AT - 1, SIZES, true), 32);
+        assert_eq!(batch_limit(7, SIZES, false), 32);
+        // Never more than a batch.
+        assert_eq!(batch_limit(100, SIZES, true), 32);
     }
 }
