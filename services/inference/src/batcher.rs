@@ -67,11 +67,11 @@ const EXTRA_BATCH_AT: usize = 1;
 
 /// Waiting queries that a worker shares with an idle worker: it takes half
 /// and wakes the other for the rest, so one batch does not run on one core
-/// while the other idles (at 16 clients the cores were ~7 % idle). 2 and 4
-/// did the same in bench-search (sixteenth session, VNNI EPYC: (a) p99
-/// 25.7-27.6 against 28.0-29.7 ms unshared, ~5 % more queries; (b) within
-/// the drift); 4 keeps at least two queries a pass, which batches better
-/// on AMX.
+/// while the other idles (bench-search (b) at 16 clients, sixteenth
+/// session, VNNI EPYC: the cores idle 4.9 % of the time against 7.6 %;
+/// (a)'s p99 ~1 ms lower in some runs, the same in others). 2 and 4 did
+/// the same; 4 keeps at least two queries a pass, which batches better on
+/// AMX.
 const SHARE_AT: usize = 4;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
