@@ -132,7 +132,7 @@ struct Queues {
     interactive: VecDeque<Piece>,
     bulk: VecDeque<Piece>,
     closed: bool,
-    /// Workers waiting for work.
+    /// Workers waiting on the condition variable for work.
     idle: usize,
     /// Batches of queries the workers run now.
     answering: usize,
@@ -146,6 +146,13 @@ struct Shared {
 impl Shared {
     fn queues(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One wake-up per taking: hands what is left to an idle worker.
+    fn hand_on_the_rest(&self, queues: &Queues) {
+        if queues.idle > 0 && !(queues.interactive.is_empty() && queues.bulk.is_empty()) {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -293,9 +300,7 @@ fn take(queue: &mut VecDeque<Piece>, limit: usize) -> Vec<Piece> {
 /// Takes the next batch: the waiting queries when no other worker answers
 /// queries, else bulk.
 fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) {
-    // The taker counts itself idle here.
-    let others_idle = queues.idle >= 2;
-    if let Some(queries) = take_queries(queues, sizes, others_idle) {
+    if let Some(queries) = take_queries(queues, sizes) {
         return (queries, Priority::Interactive);
     }
     (take(&mut queues.bulk, sizes.bulk), Priority::Bulk)
@@ -305,7 +310,7 @@ fn next_batch(queues: &mut Queues, sizes: BatchSizes) -> (Vec<Piece>, Priority) 
 /// worker is idle ([`batch_limit`]), unless another worker answers queries
 /// now and fewer than [`EXTRA_BATCH_AT`] wait; the taker must call
 /// [`answered`] once it has run them.
-fn take_queries(queues: &mut Queues, sizes: BatchSizes, others_idle: bool) -> Option<Vec<Piece>> {
+fn take_queries(queues: &mut Queues, sizes: BatchSizes) -> Option<Vec<Piece>> {
     if queues.answering > 0 && queues.interactive.len() < EXTRA_BATCH_AT {
         return None;
     }
@@ -314,7 +319,7 @@ fn take_queries(queues: &mut Queues, sizes: BatchSizes, others_idle: bool) -> Op
         .iter()
         .map(|piece| piece.texts.len())
         .sum();
-    let limit = batch_limit(waiting, sizes, others_idle);
+    let limit = batch_limit(waiting, sizes, queues.idle > 0);
     let batch = take(&mut queues.interactive, limit);
     if batch.is_empty() {
         return None;
@@ -346,26 +351,21 @@ fn run_worker(shared: &Shared, embedder: &Embedder, sizes: BatchSizes) {
             if answered_queries {
                 answered(&mut queues);
             }
-            queues.idle += 1;
             loop {
                 if queues.closed {
                     return;
                 }
                 let (batch, priority) = next_batch(&mut queues, sizes);
                 if !batch.is_empty() {
-                    queues.idle -= 1;
-                    // One wake-up per request: hand what is left to another
-                    // idle worker.
-                    if queues.idle > 0 && !(queues.interactive.is_empty() && queues.bulk.is_empty())
-                    {
-                        shared.wake.notify_one();
-                    }
+                    shared.hand_on_the_rest(&queues);
                     break (batch, priority);
                 }
+                queues.idle += 1;
                 queues = shared
                     .wake
                     .wait(queues)
                     .unwrap_or_else(PoisonError::into_inner);
+                queues.idle -= 1;
             }
         };
         answered_queries = priority == Priority::Interactive;
@@ -386,13 +386,10 @@ fn answer_waiting_queries(shared: &Shared, embedder: &Embedder, sizes: BatchSize
     loop {
         // The lock is let go before the batch runs.
         let mut queues = shared.queues();
-        let others_idle = queues.idle >= 1;
-        let Some(batch) = take_queries(&mut queues, sizes, others_idle) else {
+        let Some(batch) = take_queries(&mut queues, sizes) else {
             return;
         };
-        if others_idle && !queues.interactive.is_empty() {
-            shared.wake.notify_one();
-        }
+        shared.hand_on_the_rest(&queues);
         drop(queues);
         run_batch(&batch, |texts| embedder.embed(texts));
         answered(&mut shared.queues());
