@@ -3,7 +3,15 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::helpers::{Options, PASSWORD, TestApp, spawn_app, spawn_app_with};
+
+/// Why the app's only session was revoked, if it was.
+async fn revoked_reason(app: &TestApp) -> Option<String> {
+    sqlx::query_scalar("SELECT revoked_reason FROM auth.sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn sessions_are_listed_with_the_current_one_marked() {
@@ -64,10 +72,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     )
     .await
     .assert_problem(401);
-    let reason: Option<String> = sqlx::query_scalar("SELECT revoked_reason FROM auth.sessions")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let reason = revoked_reason(&app).await;
     assert_eq!(reason.as_deref(), Some("refresh token reuse"));
     app.post(
         "/api/auth/refresh",
@@ -83,6 +88,56 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
             .await
             .assert_problem(401);
     }
+    app.finish().await;
+}
+
+/// ASVS 10.4.8: a session's refresh lifetime is absolute. It is set once,
+/// at login, `REFRESH_TOKEN_LIFETIME_DAYS` ahead; refreshing never moves it,
+/// and a refresh after it is refused without revoking anything for reuse.
+#[tokio::test]
+async fn refreshing_never_extends_the_sessions_absolute_lifetime() {
+    let app = spawn_app_with(Options::default().var("REFRESH_TOKEN_LIFETIME_DAYS", "2")).await;
+    let first = app.register("kenji").await;
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let ends_at = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "SELECT expires_at FROM auth.sessions",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    let ends = ends_at().await;
+    let ahead = ends - chrono::Utc::now();
+    assert!(
+        ahead <= chrono::Duration::days(2)
+            && ahead > chrono::Duration::days(2) - chrono::Duration::minutes(1),
+        "the session ends {ahead} after login, not 2 days"
+    );
+
+    let rotated = app
+        .post("/api/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(ends_at().await, ends, "a refresh moved the session's end");
+    let next = rotated.body["refresh_token"].as_str().unwrap();
+
+    // Two days later (the end moved into the past): the unused, current
+    // refresh token is refused and the session is no longer listed.
+    sqlx::query("UPDATE auth.sessions SET expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    app.post("/api/auth/refresh", None, json!({"refresh_token": next}))
+        .await
+        .assert_problem(401);
+    let reason = revoked_reason(&app).await;
+    assert_eq!(reason, None, "an expired session is not a reuse");
+    let again = app.login("kenji", PASSWORD).await;
+    let token = again.body["access_token"].as_str().unwrap();
+    let list = app.get("/api/auth/sessions", token).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["sessions"].as_array().unwrap().len(), 1);
     app.finish().await;
 }
 

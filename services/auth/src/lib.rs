@@ -217,4 +217,20 @@ mod tests {
         let status = remote.get_profile(Empty {}).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     }
+
+    /// ASVS 10.4.8: a refresh-token family lives 1 to 30 days; anything
+    /// else stops start-up, naming the setting.
+    #[test]
+    fn the_refresh_lifetime_is_between_one_and_thirty_days() {
+        let env = Env::from_pairs([("JWT_SECRET_KEY", "local-test-secret-local-test-secret")]);
+        let days = |settings: AuthSettings| settings.refresh_lifetime.as_secs() / 86_400;
+        assert_eq!(days(AuthSettings::from_env(&env).unwrap()), 30);
+        let one = env.clone().with("REFRESH_TOKEN_LIFETIME_DAYS", "1");
+        assert_eq!(days(AuthSettings::from_env(&one).unwrap()), 1);
+        for refused in ["0", "31", "365", "-1", "a week"] {
+            let env = env.clone().with("REFRESH_TOKEN_LIFETIME_DAYS", refused);
+            let err = AuthSettings::from_env(&env).expect_err(refused);
+            assert_eq!(err.name, "REFRESH_TOKEN_LIFETIME_DAYS", "{refused:?}");
+        }
+    }
 }

@@ -214,3 +214,55 @@ impl ServiceAddrs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+
+    fn jwt(pairs: &[(&str, &str)]) -> Result<JwtSettings, ConfigError> {
+        let env = Env::from_pairs(pairs.iter().copied()).with("JWT_SECRET_KEY", SECRET);
+        JwtSettings::from_env(&env)
+    }
+
+    #[test]
+    fn jwt_settings_default_to_hs256_and_a_15_minute_access_token() {
+        let settings = jwt(&[]).expect("defaults are valid");
+        assert_eq!(settings.secret.expose_secret(), SECRET);
+        assert_eq!(settings.issuer, "pai");
+        assert_eq!(settings.audience, "pai-api");
+        assert_eq!(settings.access_lifetime, Duration::from_secs(15 * 60));
+        let settings = jwt(&[("JWT_ALGORITHM", "HS256"), ("JWT_EXPIRATION_MINUTES", "5")])
+            .expect("HS256 spelled out is valid");
+        assert_eq!(settings.access_lifetime, Duration::from_secs(5 * 60));
+        // An empty value counts as unset, like every other setting.
+        assert!(jwt(&[("JWT_ALGORITHM", "")]).is_ok());
+    }
+
+    #[test]
+    fn an_algorithm_other_than_hs256_stops_start_up() {
+        for algorithm in ["EdDSA", "RS256", "none", "hs256"] {
+            let err =
+                jwt(&[("JWT_ALGORITHM", algorithm)]).expect_err("only HS256 is accepted so far");
+            assert_eq!(err.name, "JWT_ALGORITHM", "{algorithm:?}");
+            assert!(err.reason.contains("use HS256"), "{algorithm:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_short_secret_and_a_zero_lifetime_are_refused() {
+        let err = JwtSettings::from_env(&Env::default()).expect_err("no secret");
+        assert_eq!(err.name, "JWT_SECRET_KEY");
+        let short = Env::default().with("JWT_SECRET_KEY", "too short");
+        let err = JwtSettings::from_env(&short).expect_err("a 9-byte secret");
+        assert_eq!(err.name, "JWT_SECRET_KEY");
+        assert!(err.reason.contains("at least 32 bytes"), "{err}");
+        for minutes in ["0", "-1", "fifteen"] {
+            let err = jwt(&[("JWT_EXPIRATION_MINUTES", minutes)]).expect_err(minutes);
+            assert_eq!(err.name, "JWT_EXPIRATION_MINUTES", "{minutes:?}");
+        }
+    }
+}
