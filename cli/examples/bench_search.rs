@@ -13,7 +13,9 @@
 //! 4. Measures hybrid k=5 search (query embedding included) at 16 concurrent
 //!    clients for (a) and (b), one client at a time, and for (a) again while
 //!    a bulk ingest runs; then the same queries with the model, tantivy and
-//!    usearch called directly in this process, for the overhead.
+//!    usearch called directly in this process, for the overhead. Before each
+//!    16-client phase it prints a gauge of the machine's speed: the model
+//!    alone, called directly from two threads for two seconds.
 //!
 //! ```text
 //! make bench-search      # or: cargo run --release -p pai --example bench_search [USERS] [BIG]
@@ -42,6 +44,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 const LATENCY_SECONDS: u64 = 10;
+const GAUGE_SECONDS: u64 = 2;
 const CHUNKS_PER_SMALL_USER: usize = 200;
 const CHUNKS_PER_SOURCE: usize = 20;
 /// Candidates per list, as the service asks for k = 5.
@@ -122,6 +125,27 @@ fn token(keys: &JwtKeys, user_id: Uuid) -> String {
     })
 }
 
+/// Runs `work(thread)` on `threads` OS threads at once and returns each
+/// thread's result, or the first error.
+fn on_threads<T: Send>(
+    threads: usize,
+    work: impl Fn(usize) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| scope.spawn(move || work(thread)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))
+            })
+            .collect()
+    })
+}
+
 /// Runs `queries` from `CLIENTS` threads for `seconds` against the indexes
 /// directly: embed the query, BM25 top 20, vector top 20.
 fn direct(
@@ -134,44 +158,48 @@ fn direct(
     seconds: u64,
 ) -> anyhow::Result<Vec<Duration>> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let results: Vec<anyhow::Result<Vec<Duration>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|worker| {
-                scope.spawn(move || {
-                    let mut samples = Vec::new();
-                    let mut i = worker;
-                    while Instant::now() < deadline {
-                        let user = users[(i * 7 + worker) % users.len()];
-                        let query = &queries[i % queries.len()];
-                        let started = Instant::now();
-                        let vector = embedder
-                            .embed(&[query.as_str()])?
-                            .pop()
-                            .context("no vector")?;
-                        let bm25 = text.search(user, query, CANDIDATES, &Filters::default())?;
-                        let nearest = vectors.search(user, &vector, CANDIDATES)?;
-                        std::hint::black_box((bm25, nearest));
-                        samples.push(started.elapsed());
-                        i += threads;
-                    }
-                    Ok(samples)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))
-            })
-            .collect()
-    });
-    let mut all = Vec::new();
-    for samples in results {
-        all.extend(samples?);
-    }
+    let per_thread = on_threads(threads, |worker| {
+        let mut samples = Vec::new();
+        let mut i = worker;
+        while Instant::now() < deadline {
+            let user = users[(i * 7 + worker) % users.len()];
+            let query = &queries[i % queries.len()];
+            let started = Instant::now();
+            let vector = embedder
+                .embed(&[query.as_str()])?
+                .pop()
+                .context("no vector")?;
+            let bm25 = text.search(user, query, CANDIDATES, &Filters::default())?;
+            let nearest = vectors.search(user, &vector, CANDIDATES)?;
+            std::hint::black_box((bm25, nearest));
+            samples.push(started.elapsed());
+            i += threads;
+        }
+        Ok(samples)
+    })?;
+    let mut all: Vec<Duration> = per_thread.into_iter().flatten().collect();
     all.sort();
     Ok(all)
+}
+
+/// The machine's speed just before a measurement: the model alone, called
+/// directly from two threads (one per core) for [`GAUGE_SECONDS`], in
+/// queries a second. The host's load has moved it by up to 2× between
+/// sessions on the same kind of CPU, and the 16-client figures move with
+/// it, so each phase prints its own reading beside its figures.
+fn gauge(embedder: &Embedder, queries: &[String]) -> anyhow::Result<f64> {
+    const THREADS: usize = 2;
+    let deadline = Instant::now() + Duration::from_secs(GAUGE_SECONDS);
+    let counts = on_threads(THREADS, |thread| {
+        let mut done = 0;
+        while Instant::now() < deadline {
+            let query = &queries[(thread + done * THREADS) % queries.len()];
+            embedder.embed(&[query.as_str()])?;
+            done += 1;
+        }
+        Ok(done)
+    })?;
+    Ok(counts.iter().sum::<usize>() as f64 / GAUGE_SECONDS as f64)
 }
 
 #[tokio::main]
@@ -246,6 +274,18 @@ async fn main() -> anyhow::Result<()> {
     let big_client = vec![bench.client(&token(&keys, big))];
     let mut queries: Vec<String> = facts("pdf")?.into_iter().map(|f| f.question).collect();
     queries.extend(facts("email")?.into_iter().map(|f| f.question));
+    // The model called directly: the gauge before each phase, then the
+    // direct path.
+    let embedder = Arc::new(Embedder::load(std::path::Path::new(
+        &bench.env.required("EMBEDDING_MODEL_PATH")?,
+    ))?);
+    let print_gauge = || -> anyhow::Result<()> {
+        println!(
+            "gauge: the model alone on 2 threads, {:.0} queries/s",
+            gauge(&embedder, &queries)?
+        );
+        Ok(())
+    };
     // Warm up every path once.
     for client in small_clients.iter().take(CLIENTS).chain(&big_client) {
         client.search(&queries[0], "hybrid").await?;
@@ -256,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
         ("(a) 1,000 users", &small_clients),
         ("(b) 100k chunks", &big_client),
     ] {
+        print_gauge()?;
         let before = stage_seconds(&bench, "pai_search_stage_seconds").await?;
         let concurrent = latency(clients, &queries, LATENCY_SECONDS).await?;
         println!(
@@ -293,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
         service.push((label, concurrent, one));
     }
 
+    print_gauge()?;
     let long = corpus_dir("pdf").join("dev/long_geotopo_skript_de_117p.pdf");
     let mut bulk = Vec::new();
     for _ in 0..3 {
@@ -315,9 +357,6 @@ async fn main() -> anyhow::Result<()> {
     let dir = bench.vector_db();
     let text = TextIndex::open(&text_index_dir(&dir))?;
     let vectors = VectorIndexes::open(&dir.join("vectors"))?;
-    let embedder = Arc::new(Embedder::load(std::path::Path::new(
-        &bench.env.required("EMBEDDING_MODEL_PATH")?,
-    ))?);
     let mut embed_only = Vec::new();
     for query in &queries {
         let started = Instant::now();
