@@ -45,6 +45,8 @@ use uuid::Uuid;
 
 const LATENCY_SECONDS: u64 = 10;
 const GAUGE_SECONDS: u64 = 2;
+/// One per core of the machines measured here.
+const GAUGE_THREADS: usize = 2;
 const CHUNKS_PER_SMALL_USER: usize = 200;
 const CHUNKS_PER_SOURCE: usize = 20;
 /// Candidates per list, as the service asks for k = 5.
@@ -183,17 +185,16 @@ fn direct(
 }
 
 /// The machine's speed just before a measurement: the model alone, called
-/// directly from two threads (one per core) for [`GAUGE_SECONDS`], in
+/// directly from [`GAUGE_THREADS`] threads for [`GAUGE_SECONDS`], in
 /// queries a second. The host's load has moved it by up to 2× between
 /// sessions on the same kind of CPU, and the 16-client figures move with
 /// it, so each phase prints its own reading beside its figures.
 fn gauge(embedder: &Embedder, queries: &[String]) -> anyhow::Result<f64> {
-    const THREADS: usize = 2;
     let deadline = Instant::now() + Duration::from_secs(GAUGE_SECONDS);
-    let counts = on_threads(THREADS, |thread| {
+    let counts = on_threads(GAUGE_THREADS, |thread| {
         let mut done = 0;
         while Instant::now() < deadline {
-            let query = &queries[(thread + done * THREADS) % queries.len()];
+            let query = &queries[(thread + done * GAUGE_THREADS) % queries.len()];
             embedder.embed(&[query.as_str()])?;
             done += 1;
         }
@@ -281,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
     ))?);
     let print_gauge = || -> anyhow::Result<()> {
         println!(
-            "gauge: the model alone on 2 threads, {:.0} queries/s",
+            "gauge: the model alone on {GAUGE_THREADS} threads, {:.0} queries/s",
             gauge(&embedder, &queries)?
         );
         Ok(())
