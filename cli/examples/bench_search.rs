@@ -15,7 +15,8 @@
 //!    a bulk ingest runs; then the same queries with the model, tantivy and
 //!    usearch called directly in this process, for the overhead. Before each
 //!    16-client phase it prints a gauge of the machine's speed: the model
-//!    alone, called directly from two threads for two seconds.
+//!    alone, called directly for two seconds from as many threads as the
+//!    service runs forward passes at once (one per core for the int8 model).
 //!
 //! ```text
 //! make bench-search      # or: cargo run --release -p pai --example bench_search [USERS] [BIG]
@@ -45,8 +46,6 @@ use uuid::Uuid;
 
 const LATENCY_SECONDS: u64 = 10;
 const GAUGE_SECONDS: u64 = 2;
-/// One per core of the machines measured here.
-const GAUGE_THREADS: usize = 2;
 const CHUNKS_PER_SMALL_USER: usize = 200;
 const CHUNKS_PER_SOURCE: usize = 20;
 /// Candidates per list, as the service asks for k = 5.
@@ -185,16 +184,16 @@ fn direct(
 }
 
 /// The machine's speed just before a measurement: the model alone, called
-/// directly from [`GAUGE_THREADS`] threads for [`GAUGE_SECONDS`], in
-/// queries a second. The host's load has moved it by up to 2× between
+/// directly from `threads` threads for [`GAUGE_SECONDS`], in queries a
+/// second. The host's load has moved it by up to 2× between
 /// sessions on the same kind of CPU, and the 16-client figures move with
 /// it, so each phase prints its own reading beside its figures.
-fn gauge(embedder: &Embedder, queries: &[String]) -> anyhow::Result<f64> {
+fn gauge(embedder: &Embedder, queries: &[String], threads: usize) -> anyhow::Result<f64> {
     let deadline = Instant::now() + Duration::from_secs(GAUGE_SECONDS);
-    let counts = on_threads(GAUGE_THREADS, |thread| {
+    let counts = on_threads(threads, |thread| {
         let mut done = 0;
         while Instant::now() < deadline {
-            let query = &queries[(thread + done * GAUGE_THREADS) % queries.len()];
+            let query = &queries[(thread + done * threads) % queries.len()];
             embedder.embed(&[query.as_str()])?;
             done += 1;
         }
@@ -280,10 +279,12 @@ async fn main() -> anyhow::Result<()> {
     let embedder = Arc::new(Embedder::load(std::path::Path::new(
         &bench.env.required("EMBEDDING_MODEL_PATH")?,
     ))?);
+    // As many threads as the service's batcher runs passes at once.
+    let gauge_threads = embedder.parallel_passes();
     let print_gauge = || -> anyhow::Result<()> {
         println!(
-            "gauge: the model alone on {GAUGE_THREADS} threads, {:.0} queries/s",
-            gauge(&embedder, &queries)?
+            "gauge: the model alone on {gauge_threads} threads, {:.0} queries/s",
+            gauge(&embedder, &queries, gauge_threads)?
         );
         Ok(())
     };
