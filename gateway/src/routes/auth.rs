@@ -73,15 +73,26 @@ pub async fn refresh(
     UserAgent(agent): UserAgent,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
-    let tokens = state
+    let answer = state
         .auth
         .clone()
         .refresh(pb::RefreshRequest {
             refresh_token: body.refresh_token,
             client: Some(client_info(ip, agent.as_deref())),
         })
-        .await?
-        .into_inner();
+        .await;
+    let tokens = match answer {
+        Ok(tokens) => tokens.into_inner(),
+        Err(status) => {
+            // A refused refresh may be a reused token, which revokes its
+            // whole session: refuse that session's access tokens here
+            // before answering, as the other revoking routes do.
+            if status.code() == tonic::Code::Unauthenticated {
+                state.sync_revocations().await;
+            }
+            return Err(status.into());
+        }
+    };
     Ok(axum::Json(tokens.into()))
 }
 
