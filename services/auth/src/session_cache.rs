@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn entries_expire_belong_to_their_user_and_are_forgotten() {
-        let cache = SessionCache::new(Duration::from_millis(50));
+        // A time-to-live no test run outlasts: a loaded machine can pause
+        // this thread for tens of milliseconds between two lines.
+        let ttl = Duration::from_secs(60);
+        let cache = SessionCache::new(ttl);
         let (ada, bob) = (user(), user());
         let (session, other) = (Uuid::new_v4(), Uuid::new_v4());
         cache.put(session, Arc::clone(&ada), Instant::now());
@@ -111,7 +114,11 @@ mod tests {
         assert!(cache.get(session, ada.id).is_none());
         assert!(cache.get(other, bob.id).is_some());
 
-        std::thread::sleep(Duration::from_millis(60));
+        // An entry checked longer ago than the time-to-live is a miss.
+        let long_ago = Instant::now()
+            .checked_sub(ttl + Duration::from_millis(1))
+            .expect("the monotonic clock reaches a minute back");
+        cache.put(other, Arc::clone(&bob), long_ago);
         assert!(cache.get(other, bob.id).is_none());
     }
 
