@@ -73,15 +73,18 @@ async fn unknown_email_gets_the_same_answer_in_similar_time() {
     app.login("rosa", "wrong-password-x").await;
     app.login("nobody", "wrong-password-x").await;
 
-    let mut known = Duration::ZERO;
-    let mut unknown = Duration::ZERO;
-    for _ in 0..3 {
+    // Medians of several interleaved pairs: a burst of load elsewhere on
+    // the machine slows one request, not the median.
+    const PAIRS: usize = 7;
+    let mut known = Vec::with_capacity(PAIRS);
+    let mut unknown = Vec::with_capacity(PAIRS);
+    for _ in 0..PAIRS {
         let started = Instant::now();
         let k = app.login("rosa", "wrong-password-y").await;
-        known += started.elapsed();
+        known.push(started.elapsed());
         let started = Instant::now();
         let u = app.login("nobody", "wrong-password-y").await;
-        unknown += started.elapsed();
+        unknown.push(started.elapsed());
         k.assert_problem(401);
         u.assert_problem(401);
         assert_eq!(k.body["detail"], u.body["detail"]);
@@ -94,7 +97,11 @@ async fn unknown_email_gets_the_same_answer_in_similar_time() {
             .unwrap();
     }
     // Both verify one argon2id hash: neither is several times faster.
-    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let ratio = median(&mut unknown).as_secs_f64() / median(&mut known).as_secs_f64();
     assert!(
         (0.33..3.0).contains(&ratio),
         "known {known:?} unknown {unknown:?}"
@@ -104,6 +111,6 @@ async fn unknown_email_gets_the_same_answer_in_similar_time() {
             .fetch_one(&app.db)
             .await
             .unwrap();
-    assert_eq!(anonymous, 4);
+    assert_eq!(anonymous, 1 + PAIRS as i64);
     app.finish().await;
 }
