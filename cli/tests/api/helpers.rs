@@ -147,7 +147,6 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ),
         ("INGEST_RETRY_DELAY_MS", "200".into()),
         ("RATE_LIMIT_RPS", "0".into()),
-        ("ACCOUNT_LOCKOUT_DURATION", "2".into()),
         ("ALLOWED_ORIGINS", "http://allowed.example".into()),
     ]);
     for (name, value) in options.vars {

@@ -6,11 +6,16 @@ use reqwest::StatusCode;
 
 use crate::helpers::{Options, PASSWORD, spawn_app, spawn_app_with};
 
+/// Long enough that a loaded machine cannot outlast it between two
+/// requests; the test moves the lock into the past instead of waiting.
+const LOCKOUT_SECONDS: i64 = 60;
+
 #[tokio::test]
 async fn five_wrong_passwords_lock_the_account_until_the_duration_passes() {
-    // Long enough that a loaded machine cannot outlast it between two
-    // requests; the test moves the lock into the past instead of waiting.
-    let app = spawn_app_with(Options::default().var("ACCOUNT_LOCKOUT_DURATION", "60")).await;
+    let app = spawn_app_with(
+        Options::default().var("ACCOUNT_LOCKOUT_DURATION", LOCKOUT_SECONDS.to_string()),
+    )
+    .await;
     app.register("quinn").await;
     for attempt in 1..=4 {
         let r = app.login("quinn", "wrong-password-x").await;
@@ -35,8 +40,9 @@ async fn five_wrong_passwords_lock_the_account_until_the_duration_passes() {
         .unwrap();
     let left = until - chrono::Utc::now();
     assert!(
-        left > chrono::Duration::seconds(50) && left <= chrono::Duration::seconds(60),
-        "locked for {left} more, not the configured 60 s"
+        left > chrono::Duration::seconds(LOCKOUT_SECONDS - 10)
+            && left <= chrono::Duration::seconds(LOCKOUT_SECONDS),
+        "locked for {left} more, not the configured {LOCKOUT_SECONDS} s"
     );
     let stored: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT locked_until FROM auth.users WHERE username = 'quinn'")
@@ -47,9 +53,10 @@ async fn five_wrong_passwords_lock_the_account_until_the_duration_passes() {
 
     // The duration passes.
     sqlx::query(
-        "UPDATE auth.users SET locked_until = locked_until - interval '61 seconds' \
+        "UPDATE auth.users SET locked_until = locked_until - make_interval(secs => $1) \
          WHERE username = 'quinn'",
     )
+    .bind((LOCKOUT_SECONDS + 1) as f64)
     .execute(&app.db)
     .await
     .unwrap();

@@ -81,19 +81,15 @@ pub async fn refresh(
             client: Some(client_info(ip, agent.as_deref())),
         })
         .await;
-    let tokens = match answer {
-        Ok(tokens) => tokens.into_inner(),
-        Err(status) => {
-            // A refused refresh may be a reused token, which revokes its
-            // whole session: refuse that session's access tokens here
-            // before answering, as the other revoking routes do.
-            if status.code() == tonic::Code::Unauthenticated {
-                state.sync_revocations().await;
-            }
-            return Err(status.into());
-        }
-    };
-    Ok(axum::Json(tokens.into()))
+    // A refused refresh may be a reused token, which revokes its whole
+    // session: refuse that session's access tokens here before answering,
+    // as the other revoking routes do.
+    if let Err(status) = &answer
+        && status.code() == tonic::Code::Unauthenticated
+    {
+        state.sync_revocations().await;
+    }
+    Ok(axum::Json(answer?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
