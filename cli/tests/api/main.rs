@@ -26,3 +26,4 @@ mod ops;
 mod revocation;
 mod sessions;
 mod tokens;
+mod uploads;

@@ -75,9 +75,11 @@ pub async fn upload(
         if tx.send(metadata).await.is_err() {
             return Ok(());
         }
+        let mut sent: u64 = 0;
         loop {
             match field.chunk().await {
                 Ok(Some(bytes)) => {
+                    sent += bytes.len() as u64;
                     for piece in bytes.chunks(UPLOAD_CHUNK) {
                         let message = pb::UploadRequest {
                             part: Some(Part::Data(piece.to_vec())),
@@ -88,14 +90,24 @@ pub async fn upload(
                         }
                     }
                 }
-                Ok(None) => return Ok(()),
+                // Only a part that ended cleanly is marked complete; a body
+                // that broke off ends the stream without the marker, and the
+                // service records nothing.
+                Ok(None) => {
+                    let end = pb::UploadRequest {
+                        part: Some(Part::End(pb::UploadEnd { bytes: sent })),
+                    };
+                    let _ = tx.send(end).await;
+                    return Ok(());
+                }
                 Err(err) => return Err(multipart_problem(&err)),
             }
         }
     };
     let (answer, fed) = tokio::join!(call, feed);
-    let document = answer?.into_inner();
+    // A broken body is the client's error, whatever the service answered.
     fed?;
+    let document = answer?.into_inner();
     Ok((StatusCode::ACCEPTED, axum::Json(document.into())))
 }
 

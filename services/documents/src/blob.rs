@@ -17,10 +17,12 @@ pub struct BlobStore {
     root: PathBuf,
 }
 
-/// A file being received.
+/// A file being received. Dropped before [`Incoming::finish`] (the upload
+/// was refused, or its call cancelled), it removes what was received.
 pub struct Incoming {
     file: tokio::fs::File,
-    partial: PathBuf,
+    /// The temporary file, until it is renamed to `target`.
+    partial: Option<PathBuf>,
     target: PathBuf,
     hasher: Sha256,
     head: Vec<u8>,
@@ -48,7 +50,7 @@ impl BlobStore {
         let partial = dir.join(format!(".{id}.partial"));
         Ok(Incoming {
             file: tokio::fs::File::create(&partial).await?,
-            partial,
+            partial: Some(partial),
             target: self.path(user_id, id),
             hasher: Sha256::new(),
             head: Vec::with_capacity(PDF_MAGIC.len()),
@@ -98,6 +100,11 @@ impl Incoming {
         Ok(())
     }
 
+    /// How many bytes were received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Finishes the file under its real name; returns (bytes, sha256 hex).
     pub async fn finish(mut self) -> Result<(u64, String)> {
         if self.head.as_slice() != PDF_MAGIC {
@@ -106,14 +113,30 @@ impl Incoming {
         }
         self.file.flush().await?;
         self.file.sync_all().await?;
-        tokio::fs::rename(&self.partial, &self.target).await?;
-        Ok((self.bytes, hex::encode(self.hasher.finalize())))
+        if let Some(partial) = &self.partial {
+            tokio::fs::rename(partial, &self.target).await?;
+        }
+        self.partial = None;
+        let digest = std::mem::take(&mut self.hasher).finalize();
+        Ok((self.bytes, hex::encode(digest)))
     }
 
     /// Drops what was received.
-    pub async fn abort(self) {
-        drop(self.file);
-        if let Err(err) = remove_if_present(&self.partial).await {
+    pub async fn abort(mut self) {
+        if let Some(partial) = self.partial.take()
+            && let Err(err) = remove_if_present(&partial).await
+        {
+            tracing::warn!(error = %err, "removing a partial upload failed");
+        }
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(partial) = self.partial.take()
+            && let Err(err) = std::fs::remove_file(&partial)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
             tracing::warn!(error = %err, "removing a partial upload failed");
         }
     }

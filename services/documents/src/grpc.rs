@@ -14,6 +14,7 @@ use tokio::io::AsyncReadExt;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
+use crate::blob::Incoming;
 use crate::error::DocumentsError;
 use crate::repo::DocumentRow;
 use crate::service::DocumentsCore;
@@ -108,23 +109,9 @@ impl DocumentService for Grpc {
             }
         };
         let (id, mut incoming) = self.core.begin_upload(user.user_id).await?;
-        loop {
-            let message = match stream.message().await {
-                Ok(Some(message)) => message,
-                Ok(None) => break,
-                Err(status) => {
-                    incoming.abort().await;
-                    return Err(status);
-                }
-            };
-            let Some(Part::Data(data)) = message.part else {
-                incoming.abort().await;
-                return Err(DocumentsError::Invalid("metadata sent twice".into()).into());
-            };
-            if let Err(err) = incoming.write(&data).await {
-                incoming.abort().await;
-                return Err(err.into());
-            }
+        if let Err(status) = receive(&mut stream, &mut incoming).await {
+            incoming.abort().await;
+            return Err(status);
         }
         let row = self
             .core
@@ -247,6 +234,44 @@ impl DocumentService for Grpc {
         let id = document_id(&request.get_ref().id)?;
         let row = self.core.reprocess(user.user_id, id).await?;
         Ok(Response::new(to_proto(&row)))
+    }
+}
+
+/// Writes the upload's bytes up to its end marker. A stream that ends
+/// without the marker (the client's body broke off), or whose marker counts
+/// other bytes than arrived, is refused: only a complete file is recorded.
+async fn receive(
+    stream: &mut Streaming<pb::UploadRequest>,
+    incoming: &mut Incoming,
+) -> Result<(), Status> {
+    loop {
+        let part = match stream.message().await? {
+            Some(message) => message.part,
+            None => {
+                return Err(DocumentsError::Invalid(
+                    "the upload ended before its end marker: the file is incomplete".into(),
+                )
+                .into());
+            }
+        };
+        match part {
+            Some(Part::Data(data)) => incoming.write(&data).await?,
+            Some(Part::End(end)) if end.bytes == incoming.bytes() => return Ok(()),
+            Some(Part::End(end)) => {
+                return Err(DocumentsError::Invalid(format!(
+                    "the upload's end marker counts {} bytes but {} arrived",
+                    end.bytes,
+                    incoming.bytes()
+                ))
+                .into());
+            }
+            Some(Part::Metadata(_)) | None => {
+                return Err(DocumentsError::Invalid(
+                    "after the metadata, an upload sends only data and its end marker".into(),
+                )
+                .into());
+            }
+        }
     }
 }
 
