@@ -43,7 +43,7 @@ trap cleanup EXIT
 
 export DATABASE_URL="$BASE/$DB?sslmode=disable" RATE_LIMIT_RPS=0 PORT HOST=127.0.0.1 \
   AUTH_GRPC_ADDR=127.0.0.1:18051 AUTH_URL=http://127.0.0.1:18051 RUST_LOG=warn \
-  JWT_SECRET_KEY=bench-secret-bench-secret-bench-secret DB_POOL_SIZE=${DB_POOL_SIZE:-16} \
+  JWT_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d "\n/+=") DB_POOL_SIZE=${DB_POOL_SIZE:-16} \
   AMQP_EVENTS_EXCHANGE=pai.bench
 "$PAI" migrate >/dev/null
 # Only what the measured routes use: auth behind the gateway.

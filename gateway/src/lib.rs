@@ -122,7 +122,10 @@ fn build(
         keys: Arc::clone(&keys),
         revocations: Arc::new(RevocationSet::default()),
         limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
-        auth: AuthServiceClient::new(auth_calls.clone()),
+        auth: AuthServiceClient::with_interceptor(
+            auth_calls.clone(),
+            ServiceCredential::new(Arc::clone(&keys), "gateway"),
+        ),
         account: state::RoundRobin::new(
             (0..AUTH_CONNECTIONS)
                 .map(|_| local.channel(auth_url).map(AccountServiceClient::new))

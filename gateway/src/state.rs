@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use pai_common::JwtKeys;
 use pai_common::grpc::GrpcChannel;
+use pai_common::identity::ServiceCredential;
 use pai_common::revocation::{FeedClient, RevocationSet};
 use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
@@ -11,6 +12,7 @@ use pai_proto::v1::auth_service_client::AuthServiceClient;
 use pai_proto::v1::document_service_client::DocumentServiceClient;
 use pai_proto::v1::search_service_client::SearchServiceClient;
 use tonic::Request;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::ratelimit::Limits;
 use crate::readiness::Readiness;
@@ -37,7 +39,9 @@ pub struct Shared {
     pub keys: Arc<JwtKeys>,
     pub revocations: Arc<RevocationSet>,
     pub limits: Limits,
-    pub auth: AuthServiceClient<GrpcChannel>,
+    /// Public auth calls carry the gateway's service credential, so that
+    /// auth takes the client address in them from the gateway alone.
+    pub auth: AuthServiceClient<InterceptedService<GrpcChannel, ServiceCredential>>,
     pub account: RoundRobin<AccountServiceClient<GrpcChannel>>,
     pub admin: AdminServiceClient<GrpcChannel>,
     pub documents: DocumentServiceClient<GrpcChannel>,

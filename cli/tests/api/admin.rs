@@ -95,6 +95,12 @@ async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_l
         .await;
     assert_eq!(r.body["is_active"], true);
     assert_eq!(app.login("vera", PASSWORD).await.status, StatusCode::OK);
+    let by: Option<String> =
+        sqlx::query_scalar("SELECT deactivated_by FROM auth.users WHERE username = 'vera'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(by, None);
 
     let missing = uuid::Uuid::new_v4();
     app.post(
@@ -104,5 +110,72 @@ async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_l
     )
     .await
     .assert_problem(404);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn only_an_admin_undoes_an_admins_deactivation() {
+    let app = spawn_app().await;
+    let victim = app.register("wade").await;
+    app.register("boss").await;
+    let admin = app.make_admin("boss").await;
+    let admin_token = admin["access_token"].as_str().unwrap();
+    let id = victim["user"]["id"].as_str().unwrap();
+    let reactivate = json!({"email": "wade@example.com", "password": PASSWORD});
+
+    let r = app
+        .post(
+            &format!("/api/admin/users/{id}/deactivate"),
+            Some(admin_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The user's own password does not undo it.
+    let r = app
+        .post("/api/users/reactivate", None, reactivate.clone())
+        .await;
+    r.assert_problem(403);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("deactivated by an administrator"),
+        "{}",
+        r.body
+    );
+    let row: (bool, Option<String>) =
+        sqlx::query_as("SELECT is_active, deactivated_by FROM auth.users WHERE username = 'wade'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(row, (false, Some("admin".to_owned())));
+    app.login("wade", PASSWORD).await.assert_problem(403);
+
+    // A user's own deactivation is theirs to undo.
+    let r = app
+        .post(
+            &format!("/api/admin/users/{id}/reactivate"),
+            Some(admin_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["is_active"], true);
+    let token = app.login("wade", PASSWORD).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            "/api/users/deactivate",
+            Some(&token),
+            json!({"password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = app.post("/api/users/reactivate", None, reactivate).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["user"]["is_active"], true);
     app.finish().await;
 }

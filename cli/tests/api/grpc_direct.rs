@@ -9,7 +9,8 @@ use pai_proto::v1::auth_internal_client::AuthInternalClient;
 use pai_proto::v1::{Empty, ListUsersRequest, RevocationFeedRequest};
 use tonic::{Code, Request};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{PASSWORD, spawn_app};
+use crate::tokens::{claims_of, now, sign};
 
 fn bearer<T>(message: T, token: &str) -> Request<T> {
     pai_common::identity::with_bearer(Request::new(message), token)
@@ -44,6 +45,32 @@ async fn user_scoped_rpcs_need_a_valid_user_token() {
         .into_inner();
     assert_eq!(profile.username, "yuki");
 
+    // Forged (another key), expired and revoked tokens are refused on the
+    // service's own port as at the gateway.
+    for (what, bad) in forged_and_expired(token, &app.jwt_secret) {
+        let refused = account
+            .get_profile(bearer(Empty {}, &bad))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{what}");
+    }
+    let second = app.login("yuki", PASSWORD).await.body;
+    let revoked = second["access_token"].as_str().unwrap();
+    account
+        .logout(bearer(Empty {}, revoked))
+        .await
+        .expect("logout");
+    let refused = account
+        .get_profile(bearer(Empty {}, revoked))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "revoked token");
+    let refused = account
+        .list_sessions(bearer(Empty {}, revoked))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "revoked token");
+
     let mut admin = AdminServiceClient::new(channel.clone());
     let denied = admin
         .list_users(bearer(ListUsersRequest::default(), token))
@@ -53,19 +80,73 @@ async fn user_scoped_rpcs_need_a_valid_user_token() {
 
     let mut internal = AuthInternalClient::new(channel);
     let user_token_refused = internal
-        .revocation_feed(bearer(RevocationFeedRequest { after_seq: 0 }, token))
+        .revocation_feed(bearer(RevocationFeedRequest { cursor: 0 }, token))
         .await
         .unwrap_err();
     assert_eq!(user_token_refused.code(), Code::Unauthenticated);
     assert!(
         internal
-            .revocation_feed(bearer(
-                RevocationFeedRequest { after_seq: 0 },
-                &service_token
-            ))
+            .revocation_feed(bearer(RevocationFeedRequest { cursor: 0 }, &service_token))
             .await
             .is_ok()
     );
+    app.finish().await;
+}
+
+/// Tokens a caller might forge from a genuine one: signed with another key,
+/// and expired (signed with the right key).
+fn forged_and_expired(genuine: &str, secret: &str) -> Vec<(&'static str, String)> {
+    let claims = claims_of(genuine);
+    let mut expired = claims.clone();
+    expired["exp"] = serde_json::json!(now() - 5);
+    expired["iat"] = serde_json::json!(now() - 905);
+    expired["nbf"] = serde_json::json!(now() - 905);
+    vec![
+        (
+            "another key",
+            sign(&claims, "Zq8Lm3Xv7Rt2Wn9Kc4Hb6Pj1Ys5Dg0Fa"),
+        ),
+        ("expired", sign(&expired, secret)),
+    ]
+}
+
+/// The client address in a public call's message is believed only with a
+/// service credential (the gateway's); anyone else is recorded, and locked
+/// out, by the address they call from.
+#[tokio::test]
+async fn auth_takes_the_client_address_only_from_a_service() {
+    use pai_proto::v1::auth_service_client::AuthServiceClient;
+    use pai_proto::v1::{ClientInfo, LoginRequest};
+
+    let app = spawn_app().await;
+    app.register("xena").await;
+    let keys = JwtKeys::new(&JwtSettings::from_env(&app.env).unwrap());
+    let channel = pai_common::grpc::channel(&format!("http://{}", app.auth_addr)).unwrap();
+    let mut auth = AuthServiceClient::new(channel);
+    let login = |ip: &str| LoginRequest {
+        login: "xena".into(),
+        password: PASSWORD.into(),
+        client: Some(ClientInfo {
+            ip: ip.into(),
+            user_agent: "direct".into(),
+        }),
+    };
+    auth.login(login("203.0.113.7"))
+        .await
+        .expect("direct login");
+    auth.login(bearer(
+        login("198.51.100.4"),
+        &keys.issue_service("gateway"),
+    ))
+    .await
+    .expect("login with a service credential");
+    let ips: Vec<String> = sqlx::query_scalar(
+        "SELECT ip FROM auth.sessions WHERE user_agent = 'direct' ORDER BY created_at",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(ips, ["127.0.0.1", "198.51.100.4"]);
     app.finish().await;
 }
 
@@ -114,6 +195,18 @@ async fn documents_and_search_refuse_calls_without_the_right_credential() {
     };
     let none = user_search.search(query.clone()).await.unwrap_err();
     assert_eq!(none.code(), Code::Unauthenticated);
+    for (what, bad) in forged_and_expired(token, &app.jwt_secret) {
+        let refused = user_search
+            .search(bearer(query.clone(), &bad))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "search, {what}");
+        let refused = docs
+            .list(bearer(ListDocumentsRequest::default(), &bad))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "documents, {what}");
+    }
     assert!(user_search.search(bearer(query, token)).await.is_ok());
 
     // Internal RPCs take a service credential, never a user's token.

@@ -72,6 +72,116 @@ async fn five_wrong_passwords_lock_the_account_until_the_duration_passes() {
     app.finish().await;
 }
 
+/// Wrong guesses of `username`'s password that were checked against its hash.
+async fn checked_failures(app: &crate::helpers::TestApp, username: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM auth.login_attempts a JOIN auth.users u ON u.id = a.user_id \
+         WHERE u.username = $1 AND a.password_checked AND NOT a.success",
+    )
+    .bind(username)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_are_counted_before_they_are_verified() {
+    let app = spawn_app_with(
+        Options::default()
+            .var("ACCOUNT_LOCKOUT_DURATION", LOCKOUT_SECONDS.to_string())
+            .var("RATE_LIMIT_RPS", "0"),
+    )
+    .await;
+    app.register("petra").await;
+    let guesses = (0..30).map(|i| {
+        let app = &app;
+        async move { app.login("petra", &format!("wrong-guess-number-{i}")).await }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let locked = answers.iter().filter(|r| r.status.as_u16() == 423).count();
+    for r in &answers {
+        assert!(
+            [401, 423].contains(&r.status.as_u16()),
+            "{} {}",
+            r.status,
+            r.body
+        );
+    }
+    assert!(
+        locked >= 25,
+        "only {locked} of 30 guesses were refused by the lock"
+    );
+
+    // The right password is refused while the lock holds.
+    app.login("petra", PASSWORD).await.assert_problem(423);
+    // At most the limit's worth of wrong guesses were checked at all.
+    let checked = checked_failures(&app, "petra").await;
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} wrong guesses were verified, the limit is 5"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn password_checks_behind_a_session_share_the_lockout() {
+    let app = spawn_app_with(
+        Options::default().var("ACCOUNT_LOCKOUT_DURATION", LOCKOUT_SECONDS.to_string()),
+    )
+    .await;
+    let tokens = app.register("ravi").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let other = app.login("ravi", PASSWORD).await.body;
+    let other = other["access_token"].as_str().unwrap();
+
+    // change-password, deactivate and delete-account all count.
+    let wrong = serde_json::json!({"password": "not-the-password-1"});
+    let attempts = [
+        app.post(
+            "/api/users/change-password",
+            Some(token),
+            serde_json::json!({"old_password": "not-the-password-1", "new_password": "violet-harbour-sunrise-7"}),
+        )
+        .await,
+        app.post("/api/users/deactivate", Some(token), wrong.clone()).await,
+        app.delete("/api/users/account", token, Some(wrong.clone())).await,
+        app.post("/api/users/deactivate", Some(token), wrong.clone()).await,
+    ];
+    for r in &attempts {
+        r.assert_problem(403);
+    }
+    let fifth = app.delete("/api/users/account", token, Some(wrong)).await;
+    fifth.assert_problem(423);
+    assert!(fifth.header("retry-after").is_some());
+
+    // Locked: the right password is refused, behind the session and at login.
+    let right = app
+        .delete(
+            "/api/users/account",
+            token,
+            Some(serde_json::json!({"password": PASSWORD})),
+        )
+        .await;
+    right.assert_problem(423);
+    app.login("ravi", PASSWORD).await.assert_problem(423);
+    assert_eq!(checked_failures(&app, "ravi").await, 5);
+    let confirms: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM auth.login_attempts WHERE kind = 'confirm' AND NOT success",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(confirms, 6);
+
+    // The lock signs nothing out, and the account is still there.
+    for session in [token, other] {
+        let profile = app.get("/api/users/profile", session).await;
+        assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+        assert_eq!(profile.body["username"], "ravi");
+    }
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn unknown_email_gets_the_same_answer_in_similar_time() {
     let app = spawn_app().await;

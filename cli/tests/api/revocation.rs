@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::helpers::{PASSWORD, REVOKED_WITHIN, spawn_app};
 
 const WITHIN: Duration = Duration::from_secs(1);
 
@@ -112,5 +112,55 @@ async fn deactivating_refuses_every_token() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_refused(&app, token).await;
     assert_refused(&app, b["access_token"].as_str().unwrap()).await;
+    app.finish().await;
+}
+
+/// Sequence numbers are taken at insert, not at commit: a revocation whose
+/// transaction commits after a later one's must still reach the gateway.
+#[tokio::test]
+async fn a_revocation_committed_after_a_later_one_is_not_skipped() {
+    let app = spawn_app().await;
+    let slow = app.register("ines").await;
+    let fast = app.register("jon").await;
+    let slow_token = slow["access_token"].as_str().unwrap();
+    let fast_token = fast["access_token"].as_str().unwrap();
+    let session_of = |token: &str| {
+        let app = &app;
+        let token = token.to_owned();
+        async move {
+            let r = app.get("/api/auth/validate", &token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            uuid::Uuid::parse_str(r.body["session_id"].as_str().unwrap()).unwrap()
+        }
+    };
+    let (slow_session, fast_session) = (session_of(slow_token).await, session_of(fast_token).await);
+    let revoke = "INSERT INTO auth.revocations (session_id, expires_at) \
+                  VALUES ($1, now() + interval '15 minutes') RETURNING seq";
+
+    // The first transaction takes the lower number and stays open...
+    let mut first = app.db.begin().await.unwrap();
+    let low: i64 = sqlx::query_scalar(revoke)
+        .bind(slow_session)
+        .fetch_one(&mut *first)
+        .await
+        .unwrap();
+    // ...while a second takes a higher one and commits, and is followed.
+    let high: i64 = sqlx::query_scalar(revoke)
+        .bind(fast_session)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(high > low);
+    app.until_unauthorized("/api/auth/validate", fast_token, REVOKED_WITHIN)
+        .await;
+    assert_eq!(
+        app.get("/api/auth/validate", slow_token).await.status,
+        StatusCode::OK
+    );
+
+    // The lower number commits last: it is not skipped.
+    first.commit().await.unwrap();
+    app.until_unauthorized("/api/auth/validate", slow_token, REVOKED_WITHIN)
+        .await;
     app.finish().await;
 }

@@ -9,19 +9,19 @@ use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn claims_of(token: &str) -> Value {
+pub fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn sign(claims: &Value, secret: &str) -> String {
+pub fn sign(claims: &Value, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::default(),
         claims,

@@ -14,6 +14,10 @@ pub enum AuthError {
     Locked { until: DateTime<Utc> },
     #[error("account is deactivated; reactivate it with POST /api/users/reactivate")]
     Deactivated,
+    #[error("account was deactivated by an administrator; only an administrator can reactivate it")]
+    DeactivatedByAdmin,
+    #[error("too many password checks are waiting; try again shortly")]
+    Busy,
     #[error("session expired or revoked")]
     SessionInvalid,
     #[error("invalid or expired refresh token")]
@@ -42,7 +46,10 @@ impl From<AuthError> for ServiceError {
             | AuthError::SessionInvalid
             | AuthError::RefreshInvalid => ErrorCode::Unauthenticated,
             AuthError::Locked { .. } => ErrorCode::Locked,
-            AuthError::Deactivated | AuthError::WrongPassword => ErrorCode::Forbidden,
+            AuthError::Deactivated | AuthError::DeactivatedByAdmin | AuthError::WrongPassword => {
+                ErrorCode::Forbidden
+            }
+            AuthError::Busy => ErrorCode::TooManyRequests,
             AuthError::NotFound(_) => ErrorCode::NotFound,
             AuthError::Conflict(_) => ErrorCode::Conflict,
             AuthError::Policy(_) => ErrorCode::Unprocessable,
@@ -61,8 +68,10 @@ impl From<AuthError> for ServiceError {
             AuthError::Policy(rule) => {
                 service_error.with_details(serde_json::json!({ "rule": rule_name(&rule) }))
             }
+            AuthError::Busy => service_error.with_details(serde_json::json!({ "retry_after": 1 })),
             AuthError::InvalidCredentials
             | AuthError::Deactivated
+            | AuthError::DeactivatedByAdmin
             | AuthError::SessionInvalid
             | AuthError::RefreshInvalid
             | AuthError::WrongPassword

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pai_common::UserContext;
+use pai_common::identity::bearer_token;
 use pai_proto::Timestamp;
 use pai_proto::v1::{
     self as pb, account_service_server::AccountService, admin_service_server::AdminService,
@@ -13,7 +14,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::error::AuthError;
-use crate::repo::{self, Revoke, SessionRow, UserRow};
+use crate::repo::{self, Actor, Revoke, SessionRow, UserRow};
 use crate::service::{AuthService, Client, Tokens};
 
 #[derive(Clone)]
@@ -62,11 +63,45 @@ fn token_response(tokens: Tokens) -> Response<pb::TokenResponse> {
     })
 }
 
-fn client(info: Option<pb::ClientInfo>) -> Client {
-    let info = info.unwrap_or_default();
-    Client {
-        ip: info.ip,
-        user_agent: info.user_agent.chars().take(512).collect(),
+/// The TCP peer's address, or empty for an in-process call.
+fn peer_ip<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|addr| addr.ip().to_string())
+        .unwrap_or_default()
+}
+
+impl Grpc {
+    /// Where a public call came from. The client address in the message is
+    /// the gateway's word, taken only with its service credential; anyone
+    /// else calling this port directly is recorded (and locked out) by the
+    /// TCP peer's address, whatever the message says.
+    fn client<T>(&self, request: &Request<T>, info: Option<pb::ClientInfo>) -> Client {
+        let info = info.unwrap_or_default();
+        let from_service = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer_token)
+            .is_some_and(|token| self.service.keys.verify_service(token).is_ok());
+        Client {
+            ip: if from_service {
+                info.ip
+            } else {
+                peer_ip(request)
+            },
+            user_agent: info.user_agent.chars().take(512).collect(),
+        }
+    }
+
+    /// The request's message and the [`Client`] it came from.
+    fn split_client<T>(
+        &self,
+        mut request: Request<T>,
+        info: impl FnOnce(&mut T) -> Option<pb::ClientInfo>,
+    ) -> (Client, T) {
+        let info = info(request.get_mut());
+        (self.client(&request, info), request.into_inner())
     }
 }
 
@@ -105,7 +140,7 @@ impl AuthRpc for Grpc {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
-        let req = request.into_inner();
+        let (client, req) = self.split_client(request, |req| req.client.take());
         let tokens = self
             .service
             .register(
@@ -113,7 +148,7 @@ impl AuthRpc for Grpc {
                 required(&req.username, "username")?,
                 &req.display_name,
                 required(&req.password, "password")?,
-                &client(req.client),
+                &client,
             )
             .await?;
         Ok(token_response(tokens))
@@ -124,13 +159,13 @@ impl AuthRpc for Grpc {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
-        let req = request.into_inner();
+        let (client, req) = self.split_client(request, |req| req.client.take());
         let tokens = self
             .service
             .login(
                 required(&req.login, "email")?,
                 required(&req.password, "password")?,
-                &client(req.client),
+                &client,
             )
             .await?;
         Ok(token_response(tokens))
@@ -154,13 +189,13 @@ impl AuthRpc for Grpc {
         &self,
         request: Request<pb::ReactivateRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
-        let req = request.into_inner();
+        let (client, req) = self.split_client(request, |req| req.client.take());
         let tokens = self
             .service
             .reactivate(
                 required(&req.email, "email")?,
                 required(&req.password, "password")?,
-                &client(req.client),
+                &client,
             )
             .await?;
         Ok(token_response(tokens))
@@ -258,12 +293,14 @@ impl AccountService for Grpc {
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let ctx = UserContext::from_request(&request)?;
+        let ip = peer_ip(&request);
         let req = request.into_inner();
         self.service
             .change_password(
                 &ctx,
                 required(&req.old_password, "old_password")?,
                 required(&req.new_password, "new_password")?,
+                &ip,
             )
             .await?;
         Ok(Response::new(pb::Empty {}))
@@ -276,7 +313,7 @@ impl AccountService for Grpc {
         let ctx = UserContext::from_request(&request)?;
         let password = &request.get_ref().password;
         self.service
-            .delete_account(&ctx, required(password, "password")?)
+            .delete_account(&ctx, required(password, "password")?, &peer_ip(&request))
             .await?;
         Ok(Response::new(pb::Empty {}))
     }
@@ -300,7 +337,7 @@ impl AccountService for Grpc {
         let ctx = UserContext::from_request(&request)?;
         let password = &request.get_ref().password;
         self.service
-            .deactivate(&ctx, required(password, "password")?)
+            .deactivate(&ctx, required(password, "password")?, &peer_ip(&request))
             .await?;
         Ok(Response::new(pb::Empty {}))
     }
@@ -341,7 +378,10 @@ impl AdminService for Grpc {
         self.service.authorize(&ctx).await?;
         let req = request.into_inner();
         let user_id = Uuid::parse_str(&req.user_id).map_err(|_| AuthError::NotFound("user"))?;
-        let user = self.service.set_active(user_id, req.active).await?;
+        let user = self
+            .service
+            .set_active(user_id, req.active, Actor::Admin)
+            .await?;
         Ok(Response::new(user_to_proto(&user)))
     }
 }
@@ -352,28 +392,20 @@ impl AuthInternal for Grpc {
         &self,
         request: Request<pb::RevocationFeedRequest>,
     ) -> Result<Response<pb::RevocationFeedResponse>, Status> {
-        let after_seq = request.get_ref().after_seq;
-        let pool = &self.service.pool;
-        let rows = repo::revocations_after(pool, after_seq)
+        let cursor = request.get_ref().cursor;
+        let (rows, next_cursor) = repo::revocation_feed(&self.service.pool, cursor)
             .await
             .map_err(Status::from)?;
-        let last_seq = match rows.last() {
-            Some((seq, _, _)) => *seq,
-            None => repo::last_revocation_seq(pool)
-                .await
-                .map_err(Status::from)?
-                .max(after_seq),
-        };
         Ok(Response::new(pb::RevocationFeedResponse {
             revocations: rows
                 .into_iter()
-                .map(|(seq, session_id, expires_at)| pb::Revocation {
-                    seq,
-                    session_id: session_id.to_string(),
-                    expires_at: timestamp(expires_at),
+                .map(|row| pb::Revocation {
+                    seq: row.seq,
+                    session_id: row.session_id.to_string(),
+                    expires_at: timestamp(row.expires_at),
                 })
                 .collect(),
-            last_seq,
+            next_cursor,
         }))
     }
 }

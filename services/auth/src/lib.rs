@@ -196,7 +196,7 @@ mod tests {
     /// included: no token, or a forged one, is refused before any query.
     #[tokio::test]
     async fn in_process_calls_are_still_verified() {
-        let env = Env::from_pairs([("JWT_SECRET_KEY", "local-test-secret-local-test-secret")]);
+        let env = Env::from_pairs([("JWT_SECRET_KEY", "local-test-key-Rb7Xq2Lm9ZcT4wNv6KpH3sJd")]);
         let settings = AuthSettings::from_env(&env).unwrap();
         // Never connected: the interceptor answers before a handler runs.
         let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
@@ -222,7 +222,7 @@ mod tests {
     /// else stops start-up, naming the setting.
     #[test]
     fn the_refresh_lifetime_is_between_one_and_thirty_days() {
-        let env = Env::from_pairs([("JWT_SECRET_KEY", "local-test-secret-local-test-secret")]);
+        let env = Env::from_pairs([("JWT_SECRET_KEY", "local-test-key-Rb7Xq2Lm9ZcT4wNv6KpH3sJd")]);
         let days = |settings: AuthSettings| settings.refresh_lifetime.as_secs() / 86_400;
         assert_eq!(days(AuthSettings::from_env(&env).unwrap()), 30);
         let one = env.clone().with("REFRESH_TOKEN_LIFETIME_DAYS", "1");

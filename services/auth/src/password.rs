@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
@@ -52,30 +53,45 @@ impl Memory {
 /// A password job for a hashing thread.
 type Job = Box<dyn FnOnce(&Argon2<'static>, &mut Memory) + Send>;
 
+/// Jobs that may wait per hashing thread. A verification takes about 30 ms
+/// at the default cost, so a full queue is about two seconds of work: past
+/// it, callers are told to come back ([`AuthError::Busy`]) instead of
+/// queueing work no one will wait for.
+pub const QUEUE_PER_THREAD: usize = 64;
+
 /// Hashes and verifies passwords on one dedicated thread per core, off the
 /// async workers, so a login burst never stalls other requests or memory.
 /// Each thread keeps its working memory and takes the next queued job as
 /// soon as it finishes one: no hand-off through the async runtime between
-/// two hashes, and the memory stays warm on the thread that uses it.
+/// two hashes, and the memory stays warm on the thread that uses it. The
+/// queue is bounded, and a job whose caller went away (a dropped request)
+/// is skipped, not computed.
 #[derive(Clone)]
 pub struct Hasher {
     jobs: crossbeam_channel::Sender<Job>,
+    /// Jobs skipped because their caller had gone.
+    skipped: Arc<AtomicU64>,
     /// A real hash of a random password, verified for unknown logins so they
     /// take as long as known ones.
     dummy: Arc<str>,
 }
 
 impl Hasher {
+    /// One hashing thread per core, each with [`QUEUE_PER_THREAD`] waiting jobs.
     pub fn new(settings: Argon2Settings) -> Result<Self> {
-        let argon2 = settings.argon2()?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self::with_threads(settings, cores, cores * QUEUE_PER_THREAD)
+    }
+
+    pub fn with_threads(settings: Argon2Settings, threads: usize, queue: usize) -> Result<Self> {
+        let argon2 = settings.argon2()?;
         let dummy = hash_with(
             &argon2,
             &mut Memory::new(&argon2),
             &uuid::Uuid::new_v4().to_string(),
         )?;
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        for i in 0..cores {
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(queue);
+        for i in 0..threads {
             let (argon2, queue) = (argon2.clone(), queue.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
@@ -94,8 +110,14 @@ impl Hasher {
         }
         Ok(Self {
             jobs,
+            skipped: Arc::default(),
             dummy: dummy.into(),
         })
+    }
+
+    /// How many jobs were skipped because their caller had gone.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -103,12 +125,23 @@ impl Hasher {
         work: impl FnOnce(&Argon2<'static>, &mut Memory) -> T + Send + 'static,
     ) -> Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let skipped = Arc::clone(&self.skipped);
         self.jobs
-            .send(Box::new(move |argon2, memory| {
-                // The caller may have gone (a dropped request): nothing to do.
+            .try_send(Box::new(move |argon2, memory| {
+                // The caller may have gone (a dropped request): no one waits
+                // for the answer, so the work is not done.
+                if done.is_closed() {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 let _ = done.send(work(argon2, memory));
             }))
-            .map_err(|_| AuthError::Hash("the hashing threads have stopped".to_owned()))?;
+            .map_err(|err| match err {
+                crossbeam_channel::TrySendError::Full(_) => AuthError::Busy,
+                crossbeam_channel::TrySendError::Disconnected(_) => {
+                    AuthError::Hash("the hashing threads have stopped".to_owned())
+                }
+            })?;
         result
             .await
             .map_err(|_| AuthError::Hash("a hashing thread failed".to_owned()))
@@ -273,6 +306,51 @@ mod tests {
         let same = policy.check("aaaaaaaaaaaaa", "a@b.c", "a").unwrap_err();
         assert!(same.to_string().starts_with("common_password"));
         assert!(policy.check("correct horse battery", "a@b.c", "a").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_and_a_dropped_callers_job_is_skipped() {
+        let hasher = Hasher::with_threads(Argon2Settings::default(), 1, 4).unwrap();
+        let stored = hasher.hash("a password of some length").await.unwrap();
+
+        // Twenty checks at once on one thread with four places: the thread
+        // takes one, four wait, the rest are told to come back.
+        let mut checks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (hasher, stored) = (hasher.clone(), stored.clone());
+            checks.spawn(async move { hasher.verify("a wrong password", &stored).await });
+        }
+        let (mut busy, mut answered) = (0, 0);
+        while let Some(result) = checks.join_next().await {
+            match result.unwrap() {
+                Err(AuthError::Busy) => busy += 1,
+                Ok(false) => answered += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            answered <= 5 && busy == 20 - answered,
+            "busy {busy}, answered {answered}"
+        );
+
+        // Ten callers that give up at once: their jobs are skipped, and a
+        // check queued behind them is answered.
+        let hasher = Hasher::with_threads(Argon2Settings::default(), 1, 64).unwrap();
+        for _ in 0..10 {
+            let gone = tokio::time::timeout(
+                std::time::Duration::ZERO,
+                hasher.verify("a wrong password", &stored),
+            )
+            .await;
+            assert!(gone.is_err());
+        }
+        assert!(
+            hasher
+                .verify("a password of some length", &stored)
+                .await
+                .unwrap()
+        );
+        assert!(hasher.skipped() >= 9, "skipped {}", hasher.skipped());
     }
 
     fn small() -> Argon2<'static> {

@@ -17,6 +17,8 @@ pub struct UserRow {
     pub is_active: bool,
     pub failed_logins: i32,
     pub locked_until: Option<DateTime<Utc>>,
+    /// `self` or `admin` while deactivated.
+    pub deactivated_by: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -48,7 +50,7 @@ pub struct RefreshRow {
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.username, u.display_name, u.password_hash, \
-     u.is_admin, u.is_active, u.failed_logins, u.locked_until, u.created_at";
+     u.is_admin, u.is_active, u.failed_logins, u.locked_until, u.deactivated_by, u.created_at";
 
 pub struct NewUser<'a> {
     pub email: &'a str,
@@ -111,27 +113,57 @@ pub async fn find_by_session(
         .await?)
 }
 
-/// Counts a failed login; locks the account when it reaches `limit`.
-/// Returns the lock expiry if this failure locked it.
-pub async fn record_failure(
+/// The outcome of counting a password attempt before it is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The attempt may be verified; `locks_until` is set when this attempt
+    /// reached the limit and locked the account (a right password clears it).
+    Granted { locks_until: Option<DateTime<Utc>> },
+    /// The account is locked until then: the password must not be checked.
+    Locked(DateTime<Utc>),
+}
+
+/// Counts a password attempt as failed before it is verified, in one atomic
+/// update: concurrent attempts serialise on the row, so at most `limit` of
+/// them get through before the lock, however many arrive at once. A right
+/// password then clears the count ([`clear_failures`]).
+pub async fn reserve_attempt(
     pool: &PgPool,
     user_id: Uuid,
     limit: i32,
     lock_for: chrono::Duration,
-) -> Result<Option<DateTime<Utc>>> {
-    let locked: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE auth.users SET \
-           locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + $3 ELSE locked_until END, \
-           failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END \
-         WHERE id = $1 RETURNING locked_until",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .bind(lock_for)
-    .fetch_optional(pool)
-    .await?
-    .flatten();
-    Ok(locked.filter(|until| *until > Utc::now()))
+) -> Result<Reservation> {
+    // The row may unlock between the two statements; a second round settles it.
+    for _ in 0..3 {
+        let granted: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+            "UPDATE auth.users SET \
+               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + $3 END, \
+               failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END \
+             WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now()) \
+             RETURNING locked_until",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .bind(lock_for)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(locks_until) = granted {
+            return Ok(Reservation::Granted { locks_until });
+        }
+        let locked: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT locked_until FROM auth.users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+                .flatten();
+        match locked {
+            Some(until) if until > Utc::now() => return Ok(Reservation::Locked(until)),
+            // The lock ended meanwhile, or the user is gone (the update then
+            // matches nothing again and the loop ends).
+            Some(_) | None => {}
+        }
+    }
+    Ok(Reservation::Locked(Utc::now() + lock_for))
 }
 
 pub async fn clear_failures(pool: &PgPool, user_id: Uuid) -> Result<()> {
@@ -145,18 +177,49 @@ pub async fn clear_failures(pool: &PgPool, user_id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// What a password attempt was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptKind {
+    Login,
+    /// The current password, asked again behind a session (change-password,
+    /// deactivate, delete-account).
+    Confirm,
+}
+
+impl AttemptKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Confirm => "confirm",
+        }
+    }
+}
+
+/// One row of `auth.login_attempts`.
+pub struct Attempt<'a> {
+    pub user_id: Option<Uuid>,
+    pub ip: &'a str,
+    pub kind: AttemptKind,
+    /// Whether the password was checked against the user's hash.
+    pub password_checked: bool,
+    pub success: bool,
+}
+
 pub async fn record_attempt(
     executor: impl sqlx::PgExecutor<'_>,
-    user_id: Option<Uuid>,
-    ip: &str,
-    success: bool,
+    attempt: Attempt<'_>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO auth.login_attempts (user_id, ip, success) VALUES ($1, $2, $3)")
-        .bind(user_id)
-        .bind(ip)
-        .bind(success)
-        .execute(executor)
-        .await?;
+    sqlx::query(
+        "INSERT INTO auth.login_attempts (user_id, ip, success, kind, password_checked) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(attempt.user_id)
+    .bind(attempt.ip)
+    .bind(attempt.success)
+    .bind(attempt.kind.as_str())
+    .bind(attempt.password_checked)
+    .execute(executor)
+    .await?;
     Ok(())
 }
 
@@ -298,35 +361,67 @@ pub async fn revoke_sessions(
     Ok(revoked.len() as u64)
 }
 
-pub async fn revocations_after(
-    pool: &PgPool,
-    after_seq: i64,
-) -> Result<Vec<(i64, Uuid, DateTime<Utc>)>> {
-    Ok(sqlx::query_as(
-        "SELECT seq, session_id, expires_at FROM auth.revocations \
-         WHERE seq > $1 AND expires_at > now() ORDER BY seq LIMIT 10000",
-    )
-    .bind(after_seq)
-    .fetch_all(pool)
-    .await?)
+/// One row of the revocation feed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RevocationRow {
+    pub seq: i64,
+    pub session_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    /// The id of the transaction that wrote it.
+    pub xid: i64,
 }
 
-pub async fn last_revocation_seq(pool: &PgPool) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM auth.revocations")
+/// The most rows one read of the feed returns.
+pub const FEED_PAGE: usize = 10_000;
+
+/// The unexpired revocations written by transactions numbered `cursor` or
+/// later, and the cursor to pass next time.
+///
+/// Sequence numbers are taken when a row is inserted, not when its
+/// transaction commits, so a feed that moved past the highest `seq` it saw
+/// would skip a lower one committed late. The cursor is instead the oldest
+/// transaction still running when the feed was read (its snapshot's `xmin`):
+/// every transaction below it had finished, so its rows were read, and every
+/// row of a later one is read again next time (verifiers add a session
+/// twice harmlessly).
+pub async fn revocation_feed(pool: &PgPool, cursor: i64) -> Result<(Vec<RevocationRow>, i64)> {
+    // Taken before the read: a transaction below it finished before the
+    // read's snapshot, so the read sees its rows.
+    let xmin: i64 =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
             .fetch_one(pool)
-            .await?,
+            .await?;
+    let rows: Vec<RevocationRow> = sqlx::query_as(
+        "SELECT seq, session_id, expires_at, xid::text::bigint AS xid FROM auth.revocations \
+         WHERE xid >= $1::text::xid8 AND expires_at > now() ORDER BY xid, seq LIMIT $2",
     )
+    .bind(cursor.to_string())
+    .bind(FEED_PAGE as i64)
+    .fetch_all(pool)
+    .await?;
+    let next = match (rows.first(), rows.last()) {
+        // A full page: go on from the last transaction read (its rows again),
+        // or past it when one transaction filled the page.
+        (Some(first), Some(last)) if rows.len() == FEED_PAGE => {
+            if first.xid == last.xid {
+                tracing::warn!(
+                    xid = last.xid,
+                    "one transaction revoked more sessions than a feed page"
+                );
+                last.xid + 1
+            } else {
+                last.xid
+            }
+        }
+        _ => xmin.max(cursor),
+    };
+    Ok((rows, next))
 }
 
 pub async fn prune_revocations(pool: &PgPool) -> Result<u64> {
-    // Keep the newest row so the sequence never appears to go backwards.
-    let done = sqlx::query(
-        "DELETE FROM auth.revocations WHERE expires_at < now() \
-         AND seq < (SELECT max(seq) FROM auth.revocations)",
-    )
-    .execute(pool)
-    .await?;
+    let done = sqlx::query("DELETE FROM auth.revocations WHERE expires_at < now()")
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }
 
@@ -339,18 +434,42 @@ pub async fn set_password(conn: &mut PgConnection, user_id: Uuid, hash: &str) ->
     Ok(())
 }
 
+/// Who changes an account's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The account's own user.
+    User,
+    Admin,
+}
+
+impl Actor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "self",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Activates or deactivates an account, recording who deactivated it. A
+/// user cannot reactivate an account an admin deactivated: then, as for an
+/// unknown user, nothing is updated and `None` is returned.
 pub async fn set_active(
     conn: &mut PgConnection,
     user_id: Uuid,
     active: bool,
+    by: Actor,
 ) -> Result<Option<UserRow>> {
     let sql = format!(
-        "UPDATE auth.users AS u SET is_active = $2, updated_at = now() \
-         WHERE u.id = $1 RETURNING {USER_COLUMNS}"
+        "UPDATE auth.users AS u SET is_active = $2, \
+           deactivated_by = CASE WHEN $2 THEN NULL ELSE $3 END, updated_at = now() \
+         WHERE u.id = $1 AND (NOT $2 OR $3 = 'admin' OR u.deactivated_by IS DISTINCT FROM 'admin') \
+         RETURNING {USER_COLUMNS}"
     );
     Ok(sqlx::query_as(&sql)
         .bind(user_id)
         .bind(active)
+        .bind(by.as_str())
         .fetch_optional(conn)
         .await?)
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{AuthError, Result};
 use crate::password::{Hasher, PasswordPolicy};
-use crate::repo::{self, NewUser, Revoke, UserRow};
+use crate::repo::{self, Actor, Attempt, AttemptKind, NewUser, Reservation, Revoke, UserRow};
 use crate::session_cache::SessionCache;
 use crate::tokens;
 
@@ -173,6 +173,50 @@ impl AuthService {
         self.open_session(user, client).await
     }
 
+    /// Checks `password` against `user`'s hash under the lockout: the
+    /// attempt is counted before the hash is computed, so parallel guesses
+    /// cannot all be verified, and a locked account's password is never
+    /// checked. A right password clears the count. `wrong` is the error for
+    /// a wrong password.
+    async fn verify_counted(
+        &self,
+        user: &UserRow,
+        password: &str,
+        ip: &str,
+        kind: AttemptKind,
+        wrong: AuthError,
+    ) -> Result<()> {
+        let limit = i32::try_from(self.lockout.attempts).unwrap_or(i32::MAX);
+        let lock_for = chrono_duration(self.lockout.duration);
+        let attempt = |password_checked, success| Attempt {
+            user_id: Some(user.id),
+            ip,
+            kind,
+            password_checked,
+            success,
+        };
+        let locks_until = match repo::reserve_attempt(&self.pool, user.id, limit, lock_for).await? {
+            Reservation::Locked(until) => {
+                repo::record_attempt(&self.pool, attempt(false, false)).await?;
+                return Err(AuthError::Locked { until });
+            }
+            Reservation::Granted { locks_until } => locks_until,
+        };
+        if self.hasher.verify(password, &user.password_hash).await? {
+            repo::clear_failures(&self.pool, user.id).await?;
+            // A login's success is recorded with its session.
+            if kind == AttemptKind::Confirm {
+                repo::record_attempt(&self.pool, attempt(true, true)).await?;
+            }
+            return Ok(());
+        }
+        repo::record_attempt(&self.pool, attempt(true, false)).await?;
+        Err(match locks_until {
+            Some(until) => AuthError::Locked { until },
+            None => wrong,
+        })
+    }
+
     /// Checks a password for a login, applying lockout. Unknown logins and
     /// wrong passwords get the same error after the same work.
     async fn check_credentials(
@@ -183,31 +227,24 @@ impl AuthService {
     ) -> Result<UserRow> {
         let Some(user) = repo::find_by_login(&self.pool, login.trim()).await? else {
             self.hasher.verify_dummy(password).await?;
-            repo::record_attempt(&self.pool, None, &client.ip, false).await?;
+            let attempt = Attempt {
+                user_id: None,
+                ip: &client.ip,
+                kind: AttemptKind::Login,
+                password_checked: false,
+                success: false,
+            };
+            repo::record_attempt(&self.pool, attempt).await?;
             return Err(AuthError::InvalidCredentials);
         };
-        if let Some(until) = user.locked_until(Utc::now()) {
-            repo::record_attempt(&self.pool, Some(user.id), &client.ip, false).await?;
-            return Err(AuthError::Locked { until });
-        }
-        if !self.hasher.verify(password, &user.password_hash).await? {
-            repo::record_attempt(&self.pool, Some(user.id), &client.ip, false).await?;
-            let limit = i32::try_from(self.lockout.attempts).unwrap_or(i32::MAX);
-            let locked = repo::record_failure(
-                &self.pool,
-                user.id,
-                limit,
-                chrono_duration(self.lockout.duration),
-            )
-            .await?;
-            return Err(match locked {
-                Some(until) => AuthError::Locked { until },
-                None => AuthError::InvalidCredentials,
-            });
-        }
-        if user.failed_logins != 0 || user.locked_until.is_some() {
-            repo::clear_failures(&self.pool, user.id).await?;
-        }
+        self.verify_counted(
+            &user,
+            password,
+            &client.ip,
+            AttemptKind::Login,
+            AuthError::InvalidCredentials,
+        )
+        .await?;
         Ok(user)
     }
 
@@ -219,16 +256,17 @@ impl AuthService {
         self.open_session(user, client).await
     }
 
-    /// Reactivates a deactivated account with its credentials.
+    /// Reactivates an account its user deactivated, with its credentials;
+    /// an account an admin deactivated stays so until an admin reactivates it.
     pub async fn reactivate(&self, email: &str, password: &str, client: &Client) -> Result<Tokens> {
         let user = self.check_credentials(email, password, client).await?;
         let user = if user.is_active {
             user
         } else {
             let mut conn = self.pool.acquire().await?;
-            let reactivated = repo::set_active(&mut conn, user.id, true).await;
+            let reactivated = repo::set_active(&mut conn, user.id, true, Actor::User).await;
             self.sessions.forget_user(user.id);
-            reactivated?.ok_or(AuthError::InvalidCredentials)?
+            reactivated?.ok_or(AuthError::DeactivatedByAdmin)?
         };
         self.open_session(user, client).await
     }
@@ -345,18 +383,30 @@ impl AuthService {
         updated?.ok_or(AuthError::SessionInvalid)
     }
 
-    async fn confirm_password(&self, user: &UserRow, password: &str) -> Result<()> {
-        if self.hasher.verify(password, &user.password_hash).await? {
-            Ok(())
-        } else {
-            Err(AuthError::WrongPassword)
-        }
+    /// Asks for the current password again behind a session, under the same
+    /// counter and lockout as logins. A lock refuses the confirmation (and
+    /// logins) until it ends; it signs no session out.
+    async fn confirm_password(&self, user: &UserRow, password: &str, ip: &str) -> Result<()> {
+        self.verify_counted(
+            user,
+            password,
+            ip,
+            AttemptKind::Confirm,
+            AuthError::WrongPassword,
+        )
+        .await
     }
 
     /// Changes the password and revokes every other session.
-    pub async fn change_password(&self, ctx: &UserContext, old: &str, new: &str) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        ctx: &UserContext,
+        old: &str,
+        new: &str,
+        ip: &str,
+    ) -> Result<()> {
         let user = self.authorize(ctx).await?;
-        self.confirm_password(&user, old).await?;
+        self.confirm_password(&user, old, ip).await?;
         self.policy.check(new, &user.email, &user.username)?;
         let hash = self.hasher.hash(new).await?;
         let mut tx = self.pool.begin().await?;
@@ -375,15 +425,16 @@ impl AuthService {
     }
 
     /// Deactivates the caller's account and revokes all its sessions.
-    pub async fn deactivate(&self, ctx: &UserContext, password: &str) -> Result<()> {
+    pub async fn deactivate(&self, ctx: &UserContext, password: &str, ip: &str) -> Result<()> {
         let user = self.authorize(ctx).await?;
-        self.confirm_password(&user, password).await?;
-        self.set_active(user.id, false).await.map(drop)
+        self.confirm_password(&user, password, ip).await?;
+        self.set_active(user.id, false, Actor::User).await.map(drop)
     }
 
-    pub async fn set_active(&self, user_id: Uuid, active: bool) -> Result<UserRow> {
+    /// Activates or deactivates an account; deactivation revokes every session.
+    pub async fn set_active(&self, user_id: Uuid, active: bool, by: Actor) -> Result<UserRow> {
         let mut tx = self.pool.begin().await?;
-        let user = repo::set_active(&mut tx, user_id, active)
+        let user = repo::set_active(&mut tx, user_id, active, by)
             .await?
             .ok_or(AuthError::NotFound("user"))?;
         if !active {
@@ -403,9 +454,9 @@ impl AuthService {
 
     /// Erases the account: every row of schema `auth` that refers to the
     /// user goes, and `user.deleted` is queued for the other services.
-    pub async fn delete_account(&self, ctx: &UserContext, password: &str) -> Result<()> {
+    pub async fn delete_account(&self, ctx: &UserContext, password: &str, ip: &str) -> Result<()> {
         let user = self.authorize(ctx).await?;
-        self.confirm_password(&user, password).await?;
+        self.confirm_password(&user, password, ip).await?;
         let mut tx = self.pool.begin().await?;
         repo::revoke_sessions(
             &mut tx,

@@ -92,6 +92,7 @@ mod tests {
             is_active: true,
             failed_logins: 0,
             locked_until: None,
+            deactivated_by: None,
             created_at: Utc::now(),
         })
     }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 /// About 150–250 tokens: the size of a retrieval chunk.
 const CHUNK_CHARS: usize = 900;
-const SECRET: &str = "bench-secret-bench-secret-bench-secret-01";
+const SECRET: &str = "bench-key-7Qm2Xc9TzL4vRw8NpK3sHd6YfB1gJ5aE";
 
 // As in the `pai` binary: glibc's allocator maps and unmaps every large
 // tensor, and the page faults cost ~20% of the time (perf).

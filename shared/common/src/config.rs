@@ -154,12 +154,12 @@ pub struct JwtSettings {
 impl JwtSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let secret = env.required("JWT_SECRET_KEY")?;
-        if secret.len() < 32 {
-            return Err(ConfigError::new(
+        check_signing_key(&secret).map_err(|reason| {
+            ConfigError::new(
                 "JWT_SECRET_KEY",
-                "must be at least 32 bytes (generate one with `openssl rand -base64 48`)",
-            ));
-        }
+                format!("{reason} (generate one with `openssl rand -base64 48`)"),
+            )
+        })?;
         let algorithm = env.string("JWT_ALGORITHM", "HS256");
         if algorithm != "HS256" {
             return Err(ConfigError::new(
@@ -181,6 +181,67 @@ impl JwtSettings {
             access_lifetime: Duration::from_secs(minutes * 60),
         })
     }
+}
+
+/// Parts of the placeholder keys that examples and tutorials ship with.
+const PLACEHOLDER_MARKS: [&str; 7] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "your-secret",
+    "your_secret",
+];
+
+/// The fewest bits of estimated entropy a signing key may have.
+pub const MIN_KEY_BITS: f64 = 96.0;
+
+/// A rough upper bound on the entropy of `key` in bits: the smaller of its
+/// characters' Shannon entropy times its length and its distinct character
+/// pairs times the bits of one character. The second term catches a key
+/// made of a repeated phrase, which the first counts in full.
+pub fn estimated_key_bits(key: &str) -> f64 {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 2 {
+        return 0.0;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_insert(0usize) += 1;
+    }
+    let n = chars.len() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&count| {
+            let p = count as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    let pairs: std::collections::HashSet<(char, char)> =
+        chars.windows(2).map(|w| (w[0], w[1])).collect();
+    let alphabet_bits = (counts.len() as f64).log2();
+    (per_char * n).min(pairs.len() as f64 * alphabet_bits)
+}
+
+/// Refuses a signing key that is short, a known placeholder (such as
+/// `.env.example`'s) or of low entropy: anyone who guesses it can sign tokens.
+pub fn check_signing_key(key: &str) -> Result<(), String> {
+    if key.len() < 32 {
+        return Err("must be at least 32 bytes".into());
+    }
+    let lower = key.to_ascii_lowercase();
+    if PLACEHOLDER_MARKS.iter().any(|mark| lower.contains(mark)) {
+        return Err("is a placeholder from an example; set a random key".into());
+    }
+    let bits = estimated_key_bits(key);
+    if bits < MIN_KEY_BITS {
+        return Err(format!(
+            "has too little entropy (about {bits:.0} bits, at least {MIN_KEY_BITS:.0} needed): \
+             use a random key, not a phrase"
+        ));
+    }
+    Ok(())
 }
 
 /// Where each service listens and where the others reach it.
@@ -221,7 +282,7 @@ mod tests {
 
     use super::*;
 
-    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+    const SECRET: &str = "Kq3v9ZxR2mTt7LpW8yNc4HbF6jDs1GaE";
 
     fn jwt(pairs: &[(&str, &str)]) -> Result<JwtSettings, ConfigError> {
         let env = Env::from_pairs(pairs.iter().copied()).with("JWT_SECRET_KEY", SECRET);
@@ -253,6 +314,18 @@ mod tests {
     }
 
     #[test]
+    fn random_keys_pass_the_entropy_check() {
+        // `openssl rand -hex 16`, `-base64 48`, and the test helpers' keys.
+        for key in [
+            "bfd8b4173c7293a1289e11beeb27f8ec",
+            "Y2lliuogzpc4iRPfMFLutaXTOlj//vuqL6A4AityrLl63/nmybulXArBLLh4utR2",
+            "test-secret-d17d164df9ed47c0b1b0d89012faddd6",
+        ] {
+            assert_eq!(check_signing_key(key), Ok(()), "{key}");
+        }
+    }
+
+    #[test]
     fn a_missing_or_short_secret_and_a_zero_lifetime_are_refused() {
         let err = JwtSettings::from_env(&Env::default()).expect_err("no secret");
         assert_eq!(err.name, "JWT_SECRET_KEY");
@@ -260,6 +333,27 @@ mod tests {
         let err = JwtSettings::from_env(&short).expect_err("a 9-byte secret");
         assert_eq!(err.name, "JWT_SECRET_KEY");
         assert!(err.reason.contains("at least 32 bytes"), "{err}");
+        for key in [
+            "change-me-to-at-least-32-random-bytes",
+            "CHANGEME-CHANGEME-CHANGEME-CHANGEME",
+            "your-secret-key-goes-here-please-now",
+        ] {
+            let err =
+                JwtSettings::from_env(&Env::default().with("JWT_SECRET_KEY", key)).expect_err(key);
+            assert!(err.reason.contains("placeholder"), "{key}: {err}");
+        }
+        for key in [
+            "a".repeat(48).as_str(),
+            "bench-secret-bench-secret-bench-secret",
+            "local-test-secret-local-test-secret",
+            "0101010101010101010101010101010101010101",
+        ] {
+            let err =
+                JwtSettings::from_env(&Env::default().with("JWT_SECRET_KEY", key)).expect_err(key);
+            assert!(err.reason.contains("too little entropy"), "{key}: {err}");
+            // One clear line.
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
         for minutes in ["0", "-1", "fifteen"] {
             let err = jwt(&[("JWT_EXPIRATION_MINUTES", minutes)]).expect_err(minutes);
             assert_eq!(err.name, "JWT_EXPIRATION_MINUTES", "{minutes:?}");

@@ -28,7 +28,7 @@ pub type FeedClient = AuthInternalClient<InterceptedService<Channel, ServiceCred
 #[derive(Debug, Default)]
 pub struct RevocationSet {
     revoked: RwLock<HashMap<Uuid, SystemTime>>,
-    last_seq: AtomicI64,
+    cursor: AtomicI64,
     synced: AtomicBool,
 }
 
@@ -59,9 +59,9 @@ impl RevocationSet {
 
     /// Reads the feed once and applies what is new.
     pub async fn poll_once(&self, client: &mut FeedClient) -> Result<(), tonic::Status> {
-        let after_seq = self.last_seq.load(Ordering::Acquire);
+        let cursor = self.cursor.load(Ordering::Acquire);
         let feed = client
-            .revocation_feed(RevocationFeedRequest { after_seq })
+            .revocation_feed(RevocationFeedRequest { cursor })
             .await?
             .into_inner();
         for revocation in feed.revocations {
@@ -74,7 +74,7 @@ impl RevocationSet {
                 .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(86_400));
             self.insert(session_id, forget_after);
         }
-        self.last_seq.fetch_max(feed.last_seq, Ordering::AcqRel);
+        self.cursor.fetch_max(feed.next_cursor, Ordering::AcqRel);
         self.synced.store(true, Ordering::Release);
         self.prune(SystemTime::now());
         Ok(())

@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 
 use crate::{MINUTES, cosine, embedder, model_path};
 
-const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+const SECRET: &str = "test-key-Vx4Lq8RmZ2cT9wNb6KpH3sJd7YfG1aE5";
 
 type Client = InferenceInternalClient<InterceptedService<Channel, ServiceCredential>>;
 
