@@ -64,14 +64,27 @@ impl From<ServiceError> for Problem {
 }
 
 impl From<tonic::Status> for Problem {
+    /// The client reads a fixed sentence for an internal, unavailable or
+    /// timed-out call ([`ServiceError::from_status`]); the log keeps what
+    /// the backend or the channel said.
     fn from(status: tonic::Status) -> Self {
-        if matches!(
-            status.code(),
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
-        ) {
-            tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
+        let err = ServiceError::from_status(&status);
+        match err.code {
+            ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
+            }
+            ErrorCode::BadRequest
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::Conflict
+            | ErrorCode::Locked
+            | ErrorCode::Unprocessable
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::TooManyRequests => {}
         }
-        ServiceError::from_status(&status).into()
+        err.into()
     }
 }
 
@@ -90,3 +103,22 @@ impl IntoResponse for Problem {
 }
 
 pub type ApiResult<T> = Result<T, Problem>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_backends_read_as_a_fixed_sentence() {
+        let status = tonic::Status::unavailable(
+            "error trying to connect: tcp connect error: Connection refused (10.1.2.3:50054)",
+        );
+        let problem = Problem::from(status);
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.detail, pai_common::error::UNAVAILABLE_MESSAGE);
+
+        let problem = Problem::from(tonic::Status::deadline_exceeded("search at 10.1.2.3"));
+        assert_eq!(problem.status, 504);
+        assert_eq!(problem.detail, pai_common::error::TIMEOUT_MESSAGE);
+    }
+}

@@ -12,6 +12,13 @@ use tonic::{Code, Status};
 
 const ERROR_METADATA_KEY: &str = "pai-error";
 
+/// What a client reads for an internal error, whatever the cause.
+pub const INTERNAL_MESSAGE: &str = "the server could not complete the request";
+/// What a client reads when a backend could not be reached or refused work.
+pub const UNAVAILABLE_MESSAGE: &str = "the service is temporarily unavailable; retry later";
+/// What a client reads when its request outlived its deadline.
+pub const TIMEOUT_MESSAGE: &str = "the request took too long; retry later";
+
 /// What went wrong, in terms a client can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -26,11 +33,13 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     TooManyRequests,
     Unavailable,
+    /// A call or a request outlived its deadline.
+    Timeout,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -42,6 +51,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::TooManyRequests,
         Self::Unavailable,
+        Self::Timeout,
         Self::Internal,
     ];
 
@@ -59,6 +69,7 @@ impl ErrorCode {
             Self::TooManyRequests => 429,
             Self::Internal => 500,
             Self::Unavailable => 503,
+            Self::Timeout => 504,
         }
     }
 
@@ -75,6 +86,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => Code::OutOfRange,
             Self::TooManyRequests => Code::ResourceExhausted,
             Self::Unavailable => Code::Unavailable,
+            Self::Timeout => Code::DeadlineExceeded,
             Self::Internal => Code::Internal,
         }
     }
@@ -93,6 +105,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::TooManyRequests => "too-many-requests",
             Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
             Self::Internal => "internal",
         }
     }
@@ -111,6 +124,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::TooManyRequests => "Too many requests",
             Self::Unavailable => "Service unavailable",
+            Self::Timeout => "Timed out",
             Self::Internal => "Internal error",
         }
     }
@@ -133,7 +147,8 @@ impl ErrorCode {
             Code::AlreadyExists | Code::Aborted => Self::Conflict,
             Code::FailedPrecondition => Self::BadRequest,
             Code::ResourceExhausted => Self::TooManyRequests,
-            Code::Cancelled | Code::DeadlineExceeded | Code::Unavailable => Self::Unavailable,
+            Code::Cancelled | Code::Unavailable => Self::Unavailable,
+            Code::DeadlineExceeded => Self::Timeout,
         }
     }
 }
@@ -172,9 +187,14 @@ impl ServiceError {
             .and_then(ErrorCode::from_slug)
             .unwrap_or_else(|| ErrorCode::from_grpc(status.code()));
         let details = serde_json::from_slice(status.details()).ok();
+        // Never pass internal text on: an internal error, a backend that
+        // could not be reached or a deadline says nothing a client can act
+        // on beyond retrying; the detail goes to the log (the service
+        // logged its own; the caller logs what its channel reported).
         let message = match code {
-            // Never pass internal text on; the service logged it.
-            ErrorCode::Internal => "the server could not complete the request".to_owned(),
+            ErrorCode::Internal => INTERNAL_MESSAGE.to_owned(),
+            ErrorCode::Unavailable => UNAVAILABLE_MESSAGE.to_owned(),
+            ErrorCode::Timeout => TIMEOUT_MESSAGE.to_owned(),
             ErrorCode::BadRequest
             | ErrorCode::Unauthenticated
             | ErrorCode::Forbidden
@@ -184,8 +204,7 @@ impl ServiceError {
             | ErrorCode::Unprocessable
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UnsupportedMediaType
-            | ErrorCode::TooManyRequests
-            | ErrorCode::Unavailable => status.message().to_owned(),
+            | ErrorCode::TooManyRequests => status.message().to_owned(),
         };
         Self {
             code,
@@ -229,6 +248,33 @@ mod tests {
         let err = ServiceError::from_status(&status);
         assert_eq!(err.code, ErrorCode::Internal);
         assert!(!err.message.contains("auth.users"));
+    }
+
+    #[test]
+    fn unavailable_and_deadline_text_is_not_passed_on() {
+        for status in [
+            Status::unavailable("error trying to connect: tcp connect error 10.0.0.7:50055"),
+            Status::cancelled("Timeout expired at 10.0.0.7:50055"),
+            Status::deadline_exceeded("embedding service at 10.0.0.7:50055"),
+            ServiceError::new(ErrorCode::Unavailable, "embedding service: 10.0.0.7:50055").into(),
+        ] {
+            let err = ServiceError::from_status(&status);
+            assert!(
+                matches!(err.code, ErrorCode::Unavailable | ErrorCode::Timeout),
+                "{status:?}"
+            );
+            assert!(!err.message.contains("10.0.0.7"), "{}", err.message);
+            assert!(
+                [UNAVAILABLE_MESSAGE, TIMEOUT_MESSAGE].contains(&err.message.as_str()),
+                "{}",
+                err.message
+            );
+        }
+        assert_eq!(
+            ServiceError::from_status(&Status::deadline_exceeded("x")).code,
+            ErrorCode::Timeout
+        );
+        assert_eq!(ErrorCode::Timeout.http_status(), 504);
     }
 
     #[test]
