@@ -8,6 +8,8 @@ pub type Result<T, E = SearchError> = std::result::Result<T, E>;
 pub enum SearchError {
     #[error("{0}")]
     Invalid(String),
+    #[error("q: the query is longer than {0} characters; shorten it")]
+    QueryTooLong(usize),
     #[error("embedding service: {0}")]
     Embedding(String),
     #[error("text index: {0}")]
@@ -27,7 +29,12 @@ impl From<SearchError> for ServiceError {
     fn from(err: SearchError) -> Self {
         let code = match &err {
             SearchError::Invalid(_) => ErrorCode::BadRequest,
-            SearchError::Embedding(_) | SearchError::ShuttingDown(_) => ErrorCode::Unavailable,
+            SearchError::QueryTooLong(_) => ErrorCode::Unprocessable,
+            SearchError::Embedding(_) | SearchError::ShuttingDown(_) => {
+                // The detail stays here; the caller reads a fixed sentence.
+                tracing::warn!(error = %err, "search could not be served");
+                ErrorCode::Unavailable
+            }
             SearchError::TextIndex(_)
             | SearchError::VectorIndex(_)
             | SearchError::Io(_)

@@ -31,6 +31,14 @@ const RRF_K: f32 = 60.0;
 const HYBRID_MIN_SIMILARITY: f32 = 0.2;
 /// Texts per Embed call during ingest.
 const EMBED_BATCH: usize = 64;
+/// The longest query, in characters: a question fits in far fewer, and
+/// each word costs a term lookup in three fields.
+pub const MAX_QUERY_CHARS: usize = 1_000;
+/// How long a query's embedding may take (indexing's batches get the
+/// channel's deadline).
+const QUERY_EMBED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+/// Characters of a chunk shown when no query word is in it.
+const PLAIN_SNIPPET_CHARS: usize = 240;
 const REBUILD_PAGE: i64 = 2_000;
 /// The on-disk indexes' layout. Bumped when the BM25 schema or analysis
 /// changes: indexes of another format are thrown away and rebuilt from
@@ -139,13 +147,17 @@ impl SearchCore {
 
     async fn embed(&self, texts: Vec<String>, priority: Priority) -> Result<Vec<Vec<f32>>> {
         let expected = texts.len();
+        let mut request = tonic::Request::new(EmbedRequest {
+            texts,
+            priority: priority as i32,
+        });
+        if priority == Priority::Interactive {
+            request.set_timeout(QUERY_EMBED_DEADLINE);
+        }
         let response = self
             .embedder
             .clone()
-            .embed(EmbedRequest {
-                texts,
-                priority: priority as i32,
-            })
+            .embed(request)
             .await
             .map_err(|status| SearchError::Embedding(status.message().to_owned()))?
             .into_inner();
@@ -347,6 +359,9 @@ impl SearchCore {
         if query.is_empty() {
             return Err(SearchError::Invalid("q: the query is empty".into()));
         }
+        if query.chars().nth(MAX_QUERY_CHARS).is_some() {
+            return Err(SearchError::QueryTooLong(MAX_QUERY_CHARS));
+        }
         let k = k.clamp(1, 50);
         // Vector hits are filtered after the fact: ask for more when filtering.
         let filtered = filters.kind.is_some() || filters.category.is_some();
@@ -467,7 +482,7 @@ impl SearchCore {
                     .map(|s| s.snippet(&chunk.text).to_html())
                     .unwrap_or_default();
                 let snippet = if highlighted.is_empty() {
-                    chunk.text.chars().take(240).collect()
+                    plain_snippet(&chunk.text)
                 } else {
                     highlighted
                 };
@@ -481,6 +496,24 @@ impl SearchCore {
         stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
         Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
     }
+}
+
+/// The start of a chunk that has none of the query's words, as HTML like
+/// the highlighted snippets (which tantivy escapes): a chunk's text is the
+/// uploader's, and a client shows snippets as markup.
+fn plain_snippet(text: &str) -> String {
+    let mut html = String::with_capacity(PLAIN_SNIPPET_CHARS + 16);
+    for c in text.chars().take(PLAIN_SNIPPET_CHARS) {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            '"' => html.push_str("&quot;"),
+            '\'' => html.push_str("&#x27;"),
+            other => html.push(other),
+        }
+    }
+    html
 }
 
 /// Where the BM25 index of this format lives under `VECTOR_DB_PATH`.
@@ -549,6 +582,17 @@ mod tests {
         assert_eq!(parse_generation("42"), None);
         assert_eq!(parse_generation(&format!("{}:42", INDEX_FORMAT + 1)), None);
         assert_eq!(parse_generation("x:y"), None);
+    }
+
+    #[test]
+    fn a_snippet_without_a_query_word_is_escaped() {
+        let text = "<img src=x onerror=alert(1)> Tom & \"Jerry's\" </b>";
+        assert_eq!(
+            plain_snippet(text),
+            "&lt;img src=x onerror=alert(1)&gt; Tom &amp; &quot;Jerry&#x27;s&quot; &lt;/b&gt;"
+        );
+        let long = "é".repeat(1_000);
+        assert_eq!(plain_snippet(&long).chars().count(), PLAIN_SNIPPET_CHARS);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! word's weight in one user's results depended on how often other users'
 //! documents used it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
@@ -481,7 +481,7 @@ impl TextIndex {
         };
         let words = analysis::query_words(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut stems: Vec<&str> = Vec::new();
+        let mut stems: HashSet<&str> = HashSet::new();
         for word in &words {
             clauses.push(term(f.text, word, 1.0));
             if !loosely {
@@ -490,9 +490,8 @@ impl TextIndex {
             clauses.push(term(f.title, word, TITLE_WEIGHT));
             clauses.push(term(f.parts, word, PART_WEIGHT));
             if let Some(stem) = analysis::stem(word)
-                && !stems.contains(&stem)
+                && stems.insert(stem)
             {
-                stems.push(stem);
                 clauses.push(term(f.stems, stem, STEM_WEIGHT));
             }
         }
