@@ -384,7 +384,11 @@ impl TestApp {
                 "documents.ingest.retry",
                 "documents.ingest.dead",
                 "documents.user-deleted",
+                "documents.user-deleted.retry",
+                "documents.user-deleted.dead",
                 "search.user-deleted",
+                "search.user-deleted.retry",
+                "search.user-deleted.dead",
             ] {
                 let _ = channel
                     .queue_delete(

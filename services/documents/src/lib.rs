@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pai_common::amqp::OutboxRelay;
+use pai_common::amqp::{EventRetry, OutboxRelay};
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireUser, ServiceCredential};
@@ -50,6 +50,8 @@ pub struct DocumentsSettings {
     pub worker_concurrency: u16,
     pub max_attempts: i32,
     pub retry_delay: Duration,
+    /// How a failing event (`user.deleted`) is retried, then dead-lettered.
+    pub event_retry: EventRetry,
 }
 
 impl DocumentsSettings {
@@ -85,6 +87,7 @@ impl DocumentsSettings {
             worker_concurrency: concurrency,
             max_attempts: env.parse("INGEST_MAX_ATTEMPTS", 3i32)?.max(1),
             retry_delay: Duration::from_millis(env.parse("INGEST_RETRY_DELAY_MS", 1000u64)?),
+            event_retry: EventRetry::from_env(env)?,
         })
     }
 }
@@ -132,8 +135,9 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let deletions = Arc::clone(&core);
-    let events_task = tokio::spawn(pai_common::amqp::consume_user_deleted(
+    let events_task = tokio::spawn(pai_common::amqp::consume_user_deleted_with(
         settings.amqp.clone(),
+        settings.event_retry,
         "documents",
         shutdown.clone(),
         move |user_id| {

@@ -1,20 +1,31 @@
-//! RabbitMQ: connecting, the events exchange, and the outbox relay.
+//! RabbitMQ: connecting, the events exchange, the queues every event is
+//! routed to, and the outbox relay.
 //!
 //! A producer writes an outbox row in the same transaction as its state
-//! change; [`OutboxRelay`] publishes the rows in batches with publisher
-//! confirms and deletes them only once RabbitMQ has confirmed them, so an
-//! event is never lost (it may be published twice after a crash: consumers
-//! are idempotent).
+//! change; [`OutboxRelay`] declares every consumer's queue ([`SUBSCRIPTIONS`])
+//! before it publishes, publishes the rows in batches as mandatory messages
+//! with publisher confirms, and deletes a row only once RabbitMQ has
+//! confirmed it and routed it to a queue, so an event is never lost (it may
+//! be published twice after a crash: consumers are idempotent).
+
+mod consumer;
 
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub use self::consumer::{
+    EventRetry, UserDeleted, consume_events, consume_user_deleted, consume_user_deleted_with,
+    failed_deliveries,
+};
 use crate::config::AmqpSettings;
 
 const BATCH: i64 = 100;
@@ -27,6 +38,8 @@ pub enum AmqpError {
     Broker(#[from] lapin::Error),
     #[error("RabbitMQ did not confirm a publish to {0}")]
     NotConfirmed(String),
+    #[error("no queue is bound to {0}; the event stays in the outbox")]
+    Unroutable(String),
     #[error("RabbitMQ closed the consumer of {0}")]
     ConsumerClosed(String),
     #[error("outbox: {0}")]
@@ -50,6 +63,91 @@ pub async fn declare_events_exchange(channel: &Channel, name: &str) -> Result<()
             FieldTable::default(),
         )
         .await?;
+    Ok(())
+}
+
+/// A queue that receives the events with `routing_key`:
+/// `{exchange}.{service}.{purpose}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub service: &'static str,
+    pub purpose: &'static str,
+    pub routing_key: &'static str,
+}
+
+impl Subscription {
+    pub fn queue(&self, exchange: &str) -> String {
+        format!("{exchange}.{}.{}", self.service, self.purpose)
+    }
+}
+
+/// The routing key of account deletions.
+pub const USER_DELETED: &str = "user.deleted";
+
+/// Every queue pai's services consume events from. The outbox relay
+/// declares them all before it publishes, so an event published before its
+/// consumer first started waits in the consumer's queue instead of being
+/// dropped by the exchange.
+pub const SUBSCRIPTIONS: [Subscription; 3] = [
+    Subscription {
+        service: "documents",
+        purpose: "user-deleted",
+        routing_key: USER_DELETED,
+    },
+    Subscription {
+        service: "search",
+        purpose: "user-deleted",
+        routing_key: USER_DELETED,
+    },
+    Subscription {
+        service: "documents",
+        purpose: "ingest",
+        routing_key: "ingest.document",
+    },
+];
+
+/// Declares the durable queue `queue` (without arguments) and binds it to
+/// `routing_key` on the events exchange.
+pub async fn declare_bound_queue(
+    channel: &Channel,
+    exchange: &str,
+    queue: &str,
+    routing_key: &str,
+) -> Result<(), AmqpError> {
+    channel
+        .queue_declare(
+            queue,
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue,
+            exchange,
+            routing_key,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares the events exchange and every queue of [`SUBSCRIPTIONS`].
+pub async fn declare_subscriptions(channel: &Channel, exchange: &str) -> Result<(), AmqpError> {
+    declare_events_exchange(channel, exchange).await?;
+    for subscription in SUBSCRIPTIONS {
+        declare_bound_queue(
+            channel,
+            exchange,
+            &subscription.queue(exchange),
+            subscription.routing_key,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -81,7 +179,7 @@ impl OutboxRelay {
     }
 
     /// Runs until `shutdown` is cancelled, reconnecting with backoff when
-    /// RabbitMQ or PostgreSQL goes away.
+    /// RabbitMQ or PostgreSQL goes away (or an event found no queue).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -109,7 +207,7 @@ impl OutboxRelay {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        declare_events_exchange(&channel, &self.settings.events_exchange).await?;
+        declare_subscriptions(&channel, &self.settings.events_exchange).await?;
         loop {
             let published = self.publish_batch(&channel).await?;
             if published == 0 {
@@ -122,6 +220,9 @@ impl OutboxRelay {
     }
 
     /// Publishes up to one batch and returns how many rows it published.
+    /// A row whose event no queue took (RabbitMQ returned the mandatory
+    /// message) stays in the outbox: the others are deleted, and the relay
+    /// is told to back off and declare the queues again.
     pub async fn publish_batch(&self, channel: &Channel) -> Result<usize, AmqpError> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(&format!(
@@ -135,167 +236,42 @@ impl OutboxRelay {
             return Ok(0);
         }
         let mut confirms = Vec::with_capacity(rows.len());
-        for (_, routing_key, payload) in &rows {
+        for (id, routing_key, payload) in &rows {
             let body = serde_json::to_vec(payload).unwrap_or_default();
             let confirm = channel
                 .basic_publish(
                     &self.settings.events_exchange,
                     routing_key,
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
                     &body,
                     persistent_json(),
                 )
                 .await?;
-            confirms.push((routing_key, confirm));
+            confirms.push((*id, routing_key, confirm));
         }
-        for (routing_key, confirm) in confirms {
+        let mut published = Vec::with_capacity(rows.len());
+        let mut unroutable = None;
+        for (id, routing_key, confirm) in confirms {
             match confirm.await? {
-                Confirmation::Ack(_) | Confirmation::NotRequested => {}
+                Confirmation::Ack(None) | Confirmation::NotRequested => published.push(id),
+                Confirmation::Ack(Some(_)) => {
+                    tracing::warn!(%routing_key, table = %self.table, "no queue took an event; keeping it in the outbox");
+                    unroutable = Some(routing_key.clone());
+                }
                 Confirmation::Nack(_) => return Err(AmqpError::NotConfirmed(routing_key.clone())),
             }
         }
-        let ids: Vec<i64> = rows.iter().map(|(id, _, _)| *id).collect();
         sqlx::query(&format!("DELETE FROM {} WHERE id = ANY($1)", self.table))
-            .bind(&ids)
+            .bind(&published)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(rows.len())
-    }
-}
-
-/// Consumes the events with `routing_key` from the events exchange through
-/// the durable queue `queue`, calling `handler` for each and acknowledging
-/// only after it succeeded (a failure is retried after a pause). Reconnects
-/// with backoff until `shutdown` is cancelled.
-pub async fn consume_events<F, Fut>(
-    settings: AmqpSettings,
-    queue: String,
-    routing_key: &'static str,
-    shutdown: CancellationToken,
-    handler: F,
-) where
-    F: Fn(Vec<u8>) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let result = tokio::select! {
-            () = shutdown.cancelled() => return,
-            result = consume_once(&settings, &queue, routing_key, &shutdown, &handler) => result,
-        };
-        match result {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, %queue, "event consumer failed; reconnecting");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+        match unroutable {
+            Some(routing_key) => Err(AmqpError::Unroutable(routing_key)),
+            None => Ok(published.len()),
         }
     }
-}
-
-async fn consume_once<F, Fut>(
-    settings: &AmqpSettings,
-    queue: &str,
-    routing_key: &str,
-    shutdown: &CancellationToken,
-    handler: &F,
-) -> Result<(), AmqpError>
-where
-    F: Fn(Vec<u8>) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    use futures::StreamExt;
-    use lapin::options::{
-        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    };
-
-    let connection = connect(&settings.url).await?;
-    let channel = connection.create_channel().await?;
-    channel.basic_qos(16, BasicQosOptions::default()).await?;
-    declare_events_exchange(&channel, &settings.events_exchange).await?;
-    channel
-        .queue_declare(
-            queue,
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            queue,
-            &settings.events_exchange,
-            routing_key,
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue,
-            "",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    loop {
-        let delivery = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            next = consumer.next() => match next {
-                Some(delivery) => delivery?,
-                None => return Err(AmqpError::ConsumerClosed(queue.to_owned())),
-            },
-        };
-        match handler(delivery.data.clone()).await {
-            Ok(()) => delivery.ack(BasicAckOptions::default()).await?,
-            Err(reason) => {
-                tracing::warn!(%queue, %reason, "event handling failed; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await?;
-            }
-        }
-    }
-}
-
-/// Erases every deleted user's data in `service`: consumes `user.deleted`
-/// through the queue `{exchange}.{service}.user-deleted` and calls `erase`
-/// with the user id (which returns how many items it removed).
-pub async fn consume_user_deleted<F, Fut>(
-    settings: AmqpSettings,
-    service: &'static str,
-    shutdown: CancellationToken,
-    erase: F,
-) where
-    F: Fn(uuid::Uuid) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = Result<u64, String>> + Send,
-{
-    let queue = format!("{}.{service}.user-deleted", settings.events_exchange);
-    let erase = &erase;
-    consume_events(settings, queue, "user.deleted", shutdown, move |body| async move {
-        let event: UserDeleted =
-            serde_json::from_slice(&body).map_err(|e| format!("malformed user.deleted: {e}"))?;
-        let removed = erase(event.user_id).await?;
-        tracing::info!(user_id = %event.user_id, service, removed, "erased a deleted user's data");
-        Ok(())
-    })
-    .await;
-}
-
-/// The payload of `user.deleted`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct UserDeleted {
-    pub user_id: uuid::Uuid,
 }
