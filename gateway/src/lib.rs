@@ -11,6 +11,7 @@ mod ratelimit;
 mod readiness;
 mod routes;
 mod state;
+mod timeout;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,11 +45,15 @@ use crate::problem::Problem;
 use crate::ratelimit::Limits;
 use crate::readiness::Readiness;
 use crate::state::AppState;
+use crate::timeout::Timeouts;
 
 /// HTTP/2 connections from the gateway to auth for user-scoped calls.
 const AUTH_CONNECTIONS: usize = 4;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// How long a read of the revocation feed may take.
+const FEED_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
@@ -59,6 +64,11 @@ pub struct GatewaySettings {
     pub rate_limit_burst: u32,
     pub max_body_bytes: usize,
     pub max_file_size: u64,
+    /// The longest a request may take before it is answered 504; also the
+    /// deadline of the gRPC calls made for it.
+    pub request_timeout: Duration,
+    /// The same for an upload.
+    pub upload_timeout: Duration,
     pub jwt: JwtSettings,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
@@ -86,6 +96,8 @@ impl GatewaySettings {
             rate_limit_burst: env.parse("RATE_LIMIT_BURST", 40u32)?,
             max_body_bytes: env.parse("MAX_REQUEST_BODY_BYTES", 64 * 1024usize)?,
             max_file_size: env.parse("MAX_FILE_SIZE", 10 * 1024 * 1024u64)?,
+            request_timeout: seconds(env, "REQUEST_TIMEOUT_SECS", 30)?,
+            upload_timeout: seconds(env, "UPLOAD_TIMEOUT_SECS", 300)?,
             jwt: JwtSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             amqp: AmqpSettings::from_env(env)?,
@@ -95,6 +107,14 @@ impl GatewaySettings {
 
     pub fn bind_addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A duration of at least one second, named in seconds.
+fn seconds(env: &Env, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    match env.parse(name, default)? {
+        0 => Err(ConfigError::new(name, "must be at least 1 (seconds)")),
+        secs => Ok(Duration::from_secs(secs)),
     }
 }
 
@@ -108,16 +128,22 @@ fn build(
 ) -> anyhow::Result<(Router, AppState)> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
     let auth_url = &settings.services.auth_url;
+    // A call made for a request has the request's time limit as deadline
+    // (an upload's for the documents service, which takes them).
+    let deadline = settings.request_timeout;
     let auth_calls = local
-        .channel(auth_url)
+        .channel_with_deadline(auth_url, deadline)
         .with_context(|| format!("AUTH_URL {auth_url:?}"))?;
     // Readiness and the revocation feed go over the network.
-    let auth_channel =
-        pai_common::grpc::channel(auth_url).with_context(|| format!("AUTH_URL {auth_url:?}"))?;
-    let documents_channel = pai_common::grpc::channel(&settings.services.documents_url)
-        .with_context(|| format!("DOCUMENTS_URL {:?}", settings.services.documents_url))?;
-    let search_channel = pai_common::grpc::channel(&settings.services.search_url)
-        .with_context(|| format!("SEARCH_URL {:?}", settings.services.search_url))?;
+    let over_network = |name: &str, url: &str, deadline| {
+        pai_common::grpc::channel_with_deadline(url, deadline)
+            .with_context(|| format!("{name} {url:?}"))
+    };
+    let feed_channel = over_network("AUTH_URL", auth_url, FEED_DEADLINE)?;
+    let check = readiness::CHECK_TIMEOUT;
+    let auth_channel = over_network("AUTH_URL", auth_url, check)?;
+    let documents_channel = over_network("DOCUMENTS_URL", &settings.services.documents_url, check)?;
+    let search_channel = over_network("SEARCH_URL", &settings.services.search_url, check)?;
     let state = AppState::new(state::Shared {
         keys: Arc::clone(&keys),
         revocations: Arc::new(RevocationSet::default()),
@@ -128,26 +154,35 @@ fn build(
         ),
         account: state::RoundRobin::new(
             (0..AUTH_CONNECTIONS)
-                .map(|_| local.channel(auth_url).map(AccountServiceClient::new))
+                .map(|_| {
+                    local
+                        .channel_with_deadline(auth_url, deadline)
+                        .map(AccountServiceClient::new)
+                })
                 .collect::<Result<_, _>>()?,
         ),
         admin: AdminServiceClient::new(auth_calls),
-        documents: DocumentServiceClient::new(local.channel(&settings.services.documents_url)?)
-            .max_encoding_message_size(4 * 1024 * 1024),
-        search: SearchServiceClient::new(local.channel(&settings.services.search_url)?),
+        documents: DocumentServiceClient::new(local.channel_with_deadline(
+            &settings.services.documents_url,
+            settings.upload_timeout.max(deadline),
+        )?)
+        .max_encoding_message_size(4 * 1024 * 1024),
+        search: SearchServiceClient::new(
+            local.channel_with_deadline(&settings.services.search_url, deadline)?,
+        ),
         feed: AuthInternalClient::with_interceptor(
-            auth_channel.clone(),
+            feed_channel,
             ServiceCredential::new(Arc::clone(&keys), "gateway"),
         ),
-        readiness: Arc::new(Readiness {
+        readiness: Arc::new(Readiness::new(
             pool,
-            amqp_url: settings.amqp.url.clone(),
-            services: vec![
+            settings.amqp.url.clone(),
+            vec![
                 ("auth", auth_channel),
                 ("documents", documents_channel),
                 ("search", search_channel),
             ],
-        }),
+        )),
     });
     Ok((router(settings, state.clone()), state))
 }
@@ -225,6 +260,13 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Timeouts {
+                request: settings.request_timeout,
+                upload: settings.upload_timeout,
+            },
+            timeout::limit,
+        ))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             Problem::new(

@@ -1,7 +1,11 @@
 //! Per-client-IP and per-user rate limits (token buckets, governor).
 //! `RATE_LIMIT_RPS=0` turns both off (benchmarks).
+//!
+//! An IPv6 client is limited per /64: one subscriber (one home, one VM) is
+//! usually handed a whole /64 and could otherwise take a fresh bucket for
+//! every request.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -56,7 +60,7 @@ impl Limits {
     }
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Problem> {
-        Self::check(self.per_ip.as_deref(), &ip, "client address")
+        Self::check(self.per_ip.as_deref(), &bucket(ip), "client address")
     }
 
     pub fn check_user(&self, user: Uuid) -> Result<(), Problem> {
@@ -74,6 +78,15 @@ impl Limits {
     }
 }
 
+/// The bucket an address draws from: an IPv4 address (an IPv4-mapped IPv6
+/// one too) is its own, an IPv6 address shares its /64's.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+    }
+}
+
 /// Middleware: the per-IP limit on every API request.
 pub async fn per_ip(
     State(state): State<AppState>,
@@ -84,5 +97,36 @@ pub async fn per_ip(
     match state.limits.check_ip(ip.0) {
         Ok(()) => next.run(request).await,
         Err(problem) => problem.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let limits = Limits::new(1, 1);
+        assert!(limits.check_ip(ip("2001:db8:1:2::1")).is_ok());
+        // Another address of the same /64: the same, empty, bucket.
+        let refused = limits.check_ip(ip("2001:db8:1:2:ffff:1:2:3")).unwrap_err();
+        assert_eq!(refused.status, 429);
+        // The next /64 is another client.
+        assert!(limits.check_ip(ip("2001:db8:1:3::1")).is_ok());
+    }
+
+    #[test]
+    fn ipv4_clients_have_a_bucket_each() {
+        let limits = Limits::new(1, 1);
+        assert!(limits.check_ip(ip("192.0.2.1")).is_ok());
+        assert!(limits.check_ip(ip("192.0.2.2")).is_ok());
+        assert!(limits.check_ip(ip("192.0.2.1")).is_err());
+        // The same client over an IPv4-mapped IPv6 address.
+        assert!(limits.check_ip(ip("::ffff:192.0.2.2")).is_err());
+        assert_eq!(bucket(ip("::ffff:192.0.2.2")), ip("192.0.2.2"));
     }
 }

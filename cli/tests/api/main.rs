@@ -19,6 +19,7 @@ mod concurrency;
 mod corpus;
 mod deletion;
 mod documents;
+mod erasure;
 mod grpc_direct;
 mod isolation_property;
 mod limits;

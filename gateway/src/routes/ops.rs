@@ -17,10 +17,12 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Answers from a check at most a few seconds old: `ok` or `failed` per
+/// dependency, the reasons in the log.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = ReadinessReport), (status = 503, body = ReadinessReport)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<ReadinessReport>) {
-    let report = state.readiness.check(&state.revocations).await;
+    let report = state.readiness.report(&state.revocations).await;
     let status = if report.ready {
         StatusCode::OK
     } else {

@@ -13,7 +13,7 @@ use crate::state::{AppState, authorized};
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SearchParams {
-    /// The query text.
+    /// The query text: words, at most 1,000 characters (422 past it).
     pub q: String,
     /// How many hits, 1 to 50 (default 10).
     pub k: Option<u32>,
@@ -26,7 +26,8 @@ pub struct SearchParams {
 }
 
 #[utoipa::path(get, path = "/api/search", tag = "search", security(("bearer" = [])),
-    params(SearchParams), responses((status = 200, body = SearchResults), (status = 400, body = Problem)))]
+    params(SearchParams), responses((status = 200, body = SearchResults), (status = 400, body = Problem),
+        (status = 422, description = "the query is longer than 1,000 characters", body = Problem)))]
 pub async fn search(
     State(state): State<AppState>,
     auth: AuthUser,

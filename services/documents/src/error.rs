@@ -10,6 +10,8 @@ pub enum DocumentsError {
     NotFound,
     #[error("{0}")]
     Invalid(String),
+    #[error("this account was deleted")]
+    Erased,
     #[error("the file is larger than the {0}-byte limit")]
     TooLarge(u64),
     #[error("only PDF files are accepted (the file does not start with %PDF-)")]
@@ -28,6 +30,7 @@ impl From<DocumentsError> for ServiceError {
     fn from(err: DocumentsError) -> Self {
         let code = match &err {
             DocumentsError::NotFound => ErrorCode::NotFound,
+            DocumentsError::Erased => ErrorCode::Unauthenticated,
             DocumentsError::Invalid(_) => ErrorCode::BadRequest,
             DocumentsError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             DocumentsError::NotPdf => ErrorCode::UnsupportedMediaType,

@@ -100,10 +100,56 @@ pub async fn delete(conn: &mut PgConnection, user_id: Uuid, id: Uuid) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn delete_user(pool: &PgPool, user_id: Uuid) -> Result<u64> {
+/// The advisory lock on one user's erasure: writers hold it shared, the
+/// erasure exclusive (two-key form, so it shares no key with other locks).
+const ERASURE_LOCK: &str = "hashtext('documents.erased_users'), hashtext($1::text)";
+
+/// Takes the shared erasure lock on `user_id` for the rest of the
+/// transaction and tells whether the user was erased. A write made in the
+/// same transaction after `false` commits before any erasure of the user.
+pub async fn lock_unerased(conn: &mut PgConnection, user_id: Uuid) -> Result<bool> {
+    sqlx::query(&format!(
+        "SELECT pg_advisory_xact_lock_shared({ERASURE_LOCK})"
+    ))
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?;
+    let erased: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM documents.erased_users WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(!erased)
+}
+
+pub async fn is_erased(pool: &PgPool, user_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM documents.erased_users WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Records the user as erased (under the exclusive erasure lock, so it
+/// waits for writes in flight) and deletes their documents and queued jobs.
+pub async fn erase_user(conn: &mut PgConnection, user_id: Uuid) -> Result<u64> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({ERASURE_LOCK})"))
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO documents.erased_users (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM documents.outbox WHERE payload->>'user_id' = $1::text")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
     let done = sqlx::query("DELETE FROM documents.documents WHERE user_id = $1")
         .bind(user_id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected())
 }

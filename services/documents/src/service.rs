@@ -108,7 +108,16 @@ impl DocumentsCore {
         title: &str,
         incoming: Incoming,
     ) -> Result<DocumentRow> {
-        let (bytes, sha256) = incoming.finish().await?;
+        let (bytes, sha256) = match incoming.finish().await {
+            Ok(done) => done,
+            // The erasure may have removed the user's folder under this upload.
+            Err(err) if repo::is_erased(&self.pool, user_id).await? => {
+                tracing::info!(%user_id, error = %err, "upload of an erased user refused");
+                self.blobs.delete_user(user_id).await?;
+                return Err(DocumentsError::Erased);
+            }
+            Err(err) => return Err(err),
+        };
         let filename = clean_filename(filename);
         let title = if title.trim().is_empty() {
             title_of(&filename)
@@ -126,8 +135,15 @@ impl DocumentsCore {
         let row = match self.record_upload(&new).await {
             Ok(row) => row,
             Err(err) => {
-                // Without its row the file would be an orphan.
-                if let Err(cleanup) = self.blobs.delete(user_id, id).await {
+                // Without its row the file would be an orphan; an erased
+                // user's folder goes whole (this upload may have made it
+                // again after the erasure removed it).
+                let cleanup = if matches!(err, DocumentsError::Erased) {
+                    self.blobs.delete_user(user_id).await
+                } else {
+                    self.blobs.delete(user_id, id).await
+                };
+                if let Err(cleanup) = cleanup {
                     tracing::warn!(error = %cleanup, "removing an unrecorded upload failed");
                 }
                 return Err(err);
@@ -137,9 +153,13 @@ impl DocumentsCore {
         Ok(row)
     }
 
-    /// Inserts the document and its ingest job in one transaction.
+    /// Inserts the document and its ingest job in one transaction, unless
+    /// the user was erased.
     async fn record_upload(&self, new: &NewDocument<'_>) -> Result<DocumentRow> {
         let mut tx = self.pool.begin().await?;
+        if !repo::lock_unerased(&mut tx, new.user_id).await? {
+            return Err(DocumentsError::Erased);
+        }
         let row = repo::insert(&mut tx, new).await?;
         enqueue(&mut tx, new.user_id, new.id).await?;
         tx.commit().await?;
@@ -208,6 +228,9 @@ impl DocumentsCore {
 
     pub async fn reprocess(&self, user_id: Uuid, id: Uuid) -> Result<DocumentRow> {
         let mut tx = self.pool.begin().await?;
+        if !repo::lock_unerased(&mut tx, user_id).await? {
+            return Err(DocumentsError::Erased);
+        }
         let row = repo::requeue(&mut tx, user_id, id)
             .await?
             .ok_or(DocumentsError::NotFound)?;
@@ -216,9 +239,13 @@ impl DocumentsCore {
         Ok(row)
     }
 
-    /// Erases every document of a deleted user: rows and files.
+    /// Erases every document of a deleted user: records the erasure (so no
+    /// later upload or reprocess of theirs is recorded), deletes the rows and
+    /// queued jobs, then the files.
     pub async fn delete_user(&self, user_id: Uuid) -> Result<u64> {
-        let removed = repo::delete_user(&self.pool, user_id).await?;
+        let mut tx = self.pool.begin().await?;
+        let removed = repo::erase_user(&mut tx, user_id).await?;
+        tx.commit().await?;
         self.blobs.delete_user(user_id).await?;
         Ok(removed)
     }
