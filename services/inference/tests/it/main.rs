@@ -4,6 +4,7 @@
 mod batcher;
 mod embedder;
 mod grpc;
+mod reference;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
