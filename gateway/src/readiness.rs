@@ -2,9 +2,10 @@
 //! revocation feed has been read (until then a revoked token could pass).
 //!
 //! `/readyz` needs no credential, so it answers from the last check while
-//! that is at most [`MAX_AGE`] old; otherwise the first caller runs a new
-//! one and those arriving meanwhile wait for it (one check in flight at a
-//! time, whatever the traffic). RabbitMQ is checked on one connection kept
+//! that is at most [`MAX_AGE`] old ([`FAILED_MAX_AGE`] when something
+//! failed); otherwise the first caller runs a new one and those arriving
+//! meanwhile wait for it (one check in flight at a time, whatever the
+//! traffic). RabbitMQ is checked on one connection kept
 //! open, not on a new one per check. Each dependency reads `ok` or
 //! `failed`; why it failed goes to the log, never to the caller.
 
@@ -26,6 +27,9 @@ use utoipa::ToSchema;
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How old an answer may be.
 pub const MAX_AGE: Duration = Duration::from_secs(2);
+/// How old an answer with a failure may be: a stack starting up, or
+/// recovering, reads ready soon after it is.
+pub const FAILED_MAX_AGE: Duration = Duration::from_millis(500);
 
 const OK: &str = "ok";
 const FAILED: &str = "failed";
@@ -63,6 +67,16 @@ pub struct ReadinessReport {
     pub services: BTreeMap<String, &'static str>,
     /// `ok` once the revocation feed has been read, else `failed`.
     pub revocation_feed: &'static str,
+}
+
+impl Checked {
+    fn max_age(&self) -> Duration {
+        if self.postgres && self.rabbitmq && self.services.values().all(|ok| *ok) {
+            MAX_AGE
+        } else {
+            FAILED_MAX_AGE
+        }
+    }
 }
 
 fn word(ok: bool) -> &'static str {
@@ -109,7 +123,7 @@ impl Readiness {
     fn fresh(&self) -> Option<Arc<Checked>> {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         last.as_ref()
-            .filter(|(at, _)| at.elapsed() <= MAX_AGE)
+            .filter(|(at, checked)| at.elapsed() <= checked.max_age())
             .map(|(_, checked)| Arc::clone(checked))
     }
 
@@ -255,7 +269,9 @@ mod tests {
 
         // Once the answer is older than the limit, the next call checks again.
         if let Some((at, _)) = readiness.last.lock().unwrap().as_mut() {
-            *at = at.checked_sub(MAX_AGE + Duration::from_millis(1)).unwrap();
+            *at = at
+                .checked_sub(FAILED_MAX_AGE + Duration::from_millis(1))
+                .unwrap();
         }
         readiness.report(&revocations).await;
         assert_eq!(readiness.checks(), 2);
