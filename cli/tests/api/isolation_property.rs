@@ -137,6 +137,7 @@ async fn build_world(app: &TestApp, assignment: &[Vec<&str>]) -> World {
             by_file.entry(file).or_insert_with(|| id.clone());
         }
     }
+    owners_find_their_own(app, &users, &copies).await;
     let mut words = Vec::new();
     for id in by_file.values() {
         let texts: Vec<String> = sqlx::query_scalar(
@@ -158,6 +159,49 @@ async fn build_world(app: &TestApp, assignment: &[Vec<&str>]) -> World {
         users,
         copies,
         words,
+    }
+}
+
+/// Every owner finds each of their copies by a passage of it, in every
+/// mode: an isolation that held because search found nothing would fail here.
+async fn owners_find_their_own(app: &TestApp, users: &[User], copies: &[(usize, String)]) {
+    for (owner, id) in copies {
+        let first: String = sqlx::query_scalar(
+            "SELECT text FROM search.chunks WHERE source_id = $1 ORDER BY ordinal LIMIT 1",
+        )
+        .bind(Uuid::parse_str(id).unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        // A passage of the chunk, well under the query length limit.
+        let mut passage = String::new();
+        for word in first.split_whitespace() {
+            if passage.len() + word.len() >= 400 {
+                break;
+            }
+            passage.push_str(word);
+            passage.push(' ');
+        }
+        for mode in MODES {
+            let r = app
+                .search(
+                    &users[*owner].token,
+                    &passage,
+                    &format!("&mode={mode}&k=20"),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let found: Vec<&str> = r.body["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|hit| hit["source"]["id"].as_str())
+                .collect();
+            assert!(
+                found.contains(&id.as_str()),
+                "user {owner} searching a passage of their document {id} ({mode}) got {found:?}"
+            );
+        }
     }
 }
 
