@@ -29,7 +29,7 @@ export EMBEDDING_MODEL_PATH ?= $(PAI_MODELS_DIR)/all-minilm-l6-v2
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services models build run test lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench docker clean-test-dbs env-file
+.PHONY: help deps services models build run test fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -63,6 +63,11 @@ test: deps models ## fmt check, clippy, all tests (what CI runs)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
+
+fuzz: deps models ## schemathesis over every API operation on a running stack (FUZZ_EXAMPLES per operation, default 30)
+	@DATABASE_URL="$$PAI_TEST_DATABASE_URL" AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/ensure-services.sh
+	cargo build --workspace
+	AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/fuzz.sh
 
 lint: ## fmt check and clippy
 	cargo fmt --all -- --check

@@ -1,8 +1,11 @@
 //! The OpenAPI document, served at `/api/openapi.json`.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
+use crate::problem;
 use crate::routes::{admin, auth, documents, ops, search, users};
 
 #[derive(OpenApi)]
@@ -18,7 +21,7 @@ use crate::routes::{admin, auth, documents, ops, search, users};
         documents::delete, documents::reprocess, search::search,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts, logins and sessions"),
         (name = "users", description = "The caller's own account"),
@@ -44,5 +47,84 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Every error is an RFC 9457 problem: this documents it so on every `/api`
+/// operation, with the errors the gateway's shared layers can answer on any
+/// route (malformed input, authentication, body limits, rate limits, time
+/// limits and unavailable services) beside each route's own.
+struct ProblemResponses;
+
+/// Errors any `/api` operation may answer.
+const ANY: [(&str, &str); 4] = [
+    (
+        "400",
+        "malformed request: a parameter or the body does not parse",
+    ),
+    ("429", "rate limit reached; see Retry-After"),
+    ("503", "a service pai needs is unavailable; try again"),
+    (
+        "504",
+        "the request took longer than the gateway's time limit",
+    ),
+];
+
+/// Errors of an operation that takes a bearer token.
+const SECURED: [(&str, &str); 1] = [("401", "missing, invalid, expired or revoked token")];
+
+/// Errors of an operation with a request body.
+const WITH_BODY: [(&str, &str); 3] = [
+    ("413", "the body is larger than the limit"),
+    ("415", "the body is not of the documented media type"),
+    ("422", "the body parses but a field is invalid"),
+];
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                document_problems(operation);
+            }
+        }
+    }
+}
+
+fn problem_content() -> Content {
+    Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+}
+
+fn document_problems(operation: &mut Operation) {
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    let with_body = operation.request_body.is_some();
+    let common = ANY
+        .iter()
+        .chain(SECURED.iter().filter(|_| secured))
+        .chain(WITH_BODY.iter().filter(|_| with_body));
+    for (code, description) in common {
+        operation
+            .responses
+            .responses
+            .entry((*code).to_owned())
+            .or_insert_with(|| RefOr::T(Response::new(*description)));
+    }
+    for (code, response) in operation.responses.responses.iter_mut() {
+        let is_error = code.starts_with('4') || code.starts_with('5');
+        if let (true, RefOr::T(response)) = (is_error, response) {
+            response.content.clear();
+            response
+                .content
+                .insert(problem::CONTENT_TYPE.to_owned(), problem_content());
+        }
     }
 }

@@ -104,6 +104,62 @@ impl IntoResponse for Problem {
 
 pub type ApiResult<T> = Result<T, Problem>;
 
+/// The most of a plain-text error body kept as a problem's detail.
+const MAX_DETAIL_BYTES: usize = 4096;
+
+/// Makes every error response a problem. Axum's own rejections (a query
+/// string, a path or a multipart body that does not parse) answer plain
+/// text; this rewrites any error that is not problem+json yet with the same
+/// status, headers and text. A server error's text is never passed on.
+pub async fn every_error_is_a_problem(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let code = ErrorCode::ALL
+        .into_iter()
+        .find(|code| code.http_status() == status.as_u16())
+        .unwrap_or(if status.is_server_error() {
+            ErrorCode::Internal
+        } else {
+            ErrorCode::BadRequest
+        });
+    let detail = if code == ErrorCode::Unavailable {
+        pai_common::error::UNAVAILABLE_MESSAGE.to_owned()
+    } else if code == ErrorCode::Timeout {
+        pai_common::error::TIMEOUT_MESSAGE.to_owned()
+    } else if status.is_server_error() {
+        pai_common::error::INTERNAL_MESSAGE.to_owned()
+    } else {
+        let bytes = axum::body::to_bytes(body, MAX_DETAIL_BYTES)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or(code.title()).to_owned()
+        } else {
+            text
+        }
+    };
+    let mut problem = Problem::new(code, detail);
+    problem.status = status.as_u16();
+    let mut rewritten = problem.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    rewritten.headers_mut().extend(parts.headers);
+    *rewritten.status_mut() = status;
+    rewritten
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,3 +190,39 @@ async fn cors_allows_only_configured_origins() {
     );
     app.finish().await;
 }
+
+/// Query strings, paths and multipart bodies that do not parse are refused
+/// by axum before a handler runs; they answer problem+json too.
+#[tokio::test]
+async fn rejections_before_a_handler_are_problems() {
+    let app = spawn_app().await;
+    let tokens = app.register("uma").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    for path in [
+        "/api/documents?limit=-1",
+        "/api/search?q=x&k=-1",
+        "/api/admin/users?limit=many",
+    ] {
+        let r = app.get(path, token).await;
+        r.assert_problem(400);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("query string"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    let r = app
+        .http
+        .post(app.url("/api/documents"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    assert_eq!(body["status"], status);
+    app.finish().await;
+}

@@ -20,6 +20,7 @@ mod corpus;
 mod deletion;
 mod documents;
 mod erasure;
+mod events;
 mod grpc_direct;
 mod isolation_property;
 mod limits;

@@ -79,7 +79,8 @@ async fn set_active(
 }
 
 #[utoipa::path(post, path = "/api/admin/users/{id}/deactivate", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
+    params(("id" = String, Path)), responses((status = 200, body = User), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
 pub async fn deactivate_user(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -89,7 +90,8 @@ pub async fn deactivate_user(
 }
 
 #[utoipa::path(post, path = "/api/admin/users/{id}/reactivate", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
+    params(("id" = String, Path)), responses((status = 200, body = User), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
 pub async fn reactivate_user(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -50,7 +50,8 @@ pub async fn update_profile(
 
 #[utoipa::path(post, path = "/api/users/change-password", tag = "users", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem),
+        (status = 423, body = Problem)))]
 pub async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -73,7 +74,7 @@ pub async fn change_password(
 
 #[utoipa::path(delete, path = "/api/users/account", tag = "users", security(("bearer" = [])),
     request_body = PasswordConfirmation,
-    responses((status = 204), (status = 403, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 423, body = Problem)))]
 pub async fn delete_account(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -110,7 +111,7 @@ pub async fn account_status(
 
 #[utoipa::path(post, path = "/api/users/deactivate", tag = "users", security(("bearer" = [])),
     request_body = PasswordConfirmation,
-    responses((status = 204), (status = 403, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 423, body = Problem)))]
 pub async fn deactivate(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -131,7 +132,8 @@ pub async fn deactivate(
 }
 
 #[utoipa::path(post, path = "/api/users/reactivate", tag = "users", request_body = ReactivateRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 423, body = Problem)))]
 pub async fn reactivate(
     State(state): State<AppState>,
     ip: ClientIp,
