@@ -7,7 +7,7 @@ use std::time::Duration;
 use pai_common::JwtKeys;
 use pai_common::config::JwtSettings;
 use pai_proto::v1::search_internal_client::SearchInternalClient;
-use pai_proto::v1::{ChunkInput, IndexChunksRequest};
+use pai_proto::v1::{ChunkInput, DeleteUserRequest, IndexChunksRequest};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -141,15 +141,28 @@ async fn chunks_of_a_user_recorded_as_erased_are_refused() {
     };
     let erased = Uuid::new_v4();
     let kept = Uuid::new_v4();
-    // What the search service's erasure records, in its own transaction.
-    sqlx::query("SELECT search.record_erased($1)")
-        .bind(erased)
-        .execute(&app.db)
+    // The search service's own erasure (what `user.deleted` runs) records
+    // the user in the transaction that deletes their chunks.
+    search
+        .delete_user(pai_common::identity::with_bearer(
+            tonic::Request::new(DeleteUserRequest {
+                user_id: erased.to_string(),
+            }),
+            &keys.issue_service("documents"),
+        ))
         .await
         .unwrap();
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM search.erased_users WHERE user_id = $1")
+            .bind(erased)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 1);
 
-    let refused = search.index_chunks(request(erased)).await;
-    assert!(refused.is_err(), "{refused:?}");
+    let refused = search.index_chunks(request(erased)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    assert!(refused.message().contains("erased"), "{refused:?}");
     search.index_chunks(request(kept)).await.unwrap();
     let counts: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT user_id, count(*) FROM search.chunks GROUP BY user_id ORDER BY user_id",

@@ -25,8 +25,25 @@ pub enum SearchError {
     ShuttingDown(#[from] tokio::sync::AcquireError),
 }
 
+/// SQLSTATE raised by `search.chunks`' trigger for a user recorded as erased.
+const ERASED_USER_STATE: &str = "PAI01";
+
+impl SearchError {
+    /// Whether a write was refused because its user's account was erased.
+    pub fn is_erased_user(&self) -> bool {
+        matches!(self, SearchError::Database(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some(ERASED_USER_STATE))
+    }
+}
+
 impl From<SearchError> for ServiceError {
     fn from(err: SearchError) -> Self {
+        if err.is_erased_user() {
+            return ServiceError::new(
+                ErrorCode::NotFound,
+                "the user was erased: no chunk of theirs is stored",
+            );
+        }
         let code = match &err {
             SearchError::Invalid(_) => ErrorCode::BadRequest,
             SearchError::QueryTooLong(_) => ErrorCode::Unprocessable,

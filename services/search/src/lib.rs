@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use pai_common::amqp::EventRetry;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
@@ -42,6 +43,8 @@ pub struct SearchSettings {
     pub jwt: JwtSettings,
     pub vector_db_path: PathBuf,
     pub inference_url: String,
+    /// How a `user.deleted` event that fails is retried, then dead-lettered.
+    pub event_retry: EventRetry,
 }
 
 impl SearchSettings {
@@ -52,6 +55,7 @@ impl SearchSettings {
             jwt: JwtSettings::from_env(env)?,
             vector_db_path: PathBuf::from(env.string("VECTOR_DB_PATH", "data/vector_db")),
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
+            event_retry: EventRetry::from_env(env)?,
         })
     }
 }
@@ -92,8 +96,9 @@ pub async fn serve(
         core: Arc::clone(&core),
     };
 
-    let events = tokio::spawn(pai_common::amqp::consume_user_deleted(
+    let events = tokio::spawn(pai_common::amqp::consume_user_deleted_with(
         settings.amqp.clone(),
+        settings.event_retry,
         "search",
         shutdown.clone(),
         move |user_id| {

@@ -88,6 +88,12 @@ pub async fn delete_source(
 }
 
 pub async fn delete_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<i64>> {
+    // Recorded first, under the user's exclusive lock: a write of theirs
+    // either committed before (and is deleted below) or is refused after.
+    sqlx::query("SELECT search.record_erased($1)")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(
         sqlx::query_scalar("DELETE FROM search.chunks WHERE user_id = $1 RETURNING id")
             .bind(user_id)
