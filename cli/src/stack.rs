@@ -143,6 +143,25 @@ impl Stack {
             shutdown: shutdown.clone(),
         };
 
+        // Auth binds first: documents and search follow its revocation feed.
+        let auth_listener = match auth {
+            Some(_) => {
+                let (listener, addr) = bind(&addrs.auth_listen, "AUTH_GRPC_ADDR").await?;
+                let url = format!("http://{addr}");
+                if let Some(documents) = documents.as_mut() {
+                    documents.auth_url.clone_from(&url);
+                }
+                if let Some(search) = search.as_mut() {
+                    search.auth_url.clone_from(&url);
+                }
+                if let Some(gateway) = gateway.as_mut() {
+                    gateway.services.auth_url = url;
+                }
+                stack.auth_addr = Some(addr);
+                Some(listener)
+            }
+            None => None,
+        };
         if let Some(settings) = inference {
             let (listener, addr) = bind(&addrs.inference_listen, "INFERENCE_GRPC_ADDR").await?;
             if let Some(search) = search.as_mut() {
@@ -184,12 +203,7 @@ impl Stack {
                 (Service::Documents, result)
             });
         }
-        if let Some(settings) = auth {
-            let (listener, addr) = bind(&addrs.auth_listen, "AUTH_GRPC_ADDR").await?;
-            if let Some(gateway) = gateway.as_mut() {
-                gateway.services.auth_url = format!("http://{addr}");
-            }
-            stack.auth_addr = Some(addr);
+        if let (Some(settings), Some(listener)) = (auth, auth_listener) {
             let pool = pai_common::db::pool(&settings.database)?;
             let (token, local) = (shutdown.clone(), local.clone());
             tasks.spawn(async move {

@@ -207,7 +207,52 @@ async fn documents_and_search_refuse_calls_without_the_right_credential() {
             .unwrap_err();
         assert_eq!(refused.code(), Code::Unauthenticated, "documents, {what}");
     }
-    assert!(user_search.search(bearer(query, token)).await.is_ok());
+    assert!(
+        user_search
+            .search(bearer(query.clone(), token))
+            .await
+            .is_ok()
+    );
+
+    // A revoked session's token is refused on their own ports too, within
+    // the feed's poll, not only at the gateway.
+    let second = app.login("zara", PASSWORD).await.body;
+    let revoked = second["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        docs.list(bearer(ListDocumentsRequest::default(), &revoked))
+            .await
+            .is_ok()
+    );
+    let r = app
+        .post("/api/auth/logout", Some(&revoked), serde_json::json!({}))
+        .await;
+    assert_eq!(r.status.as_u16(), 204, "{}", r.body);
+    let started = std::time::Instant::now();
+    loop {
+        let listed = docs
+            .list(bearer(ListDocumentsRequest::default(), &revoked))
+            .await;
+        let searched = user_search.search(bearer(query.clone(), &revoked)).await;
+        match (listed, searched) {
+            (Err(a), Err(b)) => {
+                assert_eq!(a.code(), Code::Unauthenticated);
+                assert_eq!(b.code(), Code::Unauthenticated);
+                assert_eq!(a.message(), "session revoked");
+                break;
+            }
+            answers => assert!(
+                started.elapsed() < crate::helpers::REVOKED_WITHIN,
+                "a revoked token still passes: {answers:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The session still live is not affected.
+    assert!(
+        docs.list(bearer(ListDocumentsRequest::default(), token))
+            .await
+            .is_ok()
+    );
 
     // Internal RPCs take a service credential, never a user's token.
     let mut internal = SearchInternalClient::new(search);

@@ -18,6 +18,7 @@ use pai_common::amqp::{EventRetry, OutboxRelay};
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireUser, ServiceCredential};
+use pai_common::revocation::follow_auth;
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_extract::Limits;
 use pai_proto::v1::document_service_server::DocumentServiceServer;
@@ -46,6 +47,9 @@ pub struct DocumentsSettings {
     pub upload_path: PathBuf,
     pub max_file_size: u64,
     pub search_url: String,
+    /// Where the revocation feed is read, so that a revoked session's token
+    /// is refused here too.
+    pub auth_url: String,
     pub extractor: Extractor,
     pub worker_concurrency: u16,
     pub max_attempts: i32,
@@ -76,6 +80,7 @@ impl DocumentsSettings {
             upload_path: PathBuf::from(env.string("UPLOAD_PATH", "data/uploads")),
             max_file_size: env.parse("MAX_FILE_SIZE", DEFAULT_MAX_FILE_SIZE)?,
             search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             extractor: Extractor {
                 program,
                 args: vec!["extract".to_owned()],
@@ -122,6 +127,13 @@ pub async fn serve(
         extractor: settings.extractor.clone(),
     });
 
+    let (revocations, revocations_task) = follow_auth(
+        &settings.auth_url,
+        Arc::clone(&keys),
+        "documents",
+        shutdown.clone(),
+    )
+    .with_context(|| format!("AUTH_URL {:?}", settings.auth_url))?;
     let relay = OutboxRelay::new(pool, "documents.outbox", settings.amqp.clone());
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let worker_task = tokio::spawn(worker::run(
@@ -152,7 +164,7 @@ pub async fn serve(
         .await;
     let routes = Routes::new(tonic::service::interceptor::InterceptedService::new(
         DocumentServiceServer::new(grpc::Grpc { core }).max_decoding_message_size(4 * 1024 * 1024),
-        RequireUser::new(keys),
+        RequireUser::new(keys).with_revocations(revocations),
     ));
     let result = grpc_util::serve(
         "documents",
@@ -163,6 +175,6 @@ pub async fn serve(
     )
     .await;
     shutdown.cancel();
-    let _ = tokio::join!(relay_task, worker_task, events_task);
+    let _ = tokio::join!(relay_task, worker_task, events_task, revocations_task);
     result
 }

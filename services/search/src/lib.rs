@@ -21,6 +21,7 @@ use pai_common::amqp::EventRetry;
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
+use pai_common::revocation::follow_auth;
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
 use pai_proto::v1::search_internal_server::SearchInternalServer;
@@ -43,6 +44,9 @@ pub struct SearchSettings {
     pub jwt: JwtSettings,
     pub vector_db_path: PathBuf,
     pub inference_url: String,
+    /// Where the revocation feed is read, so that a revoked session's token
+    /// is refused here too.
+    pub auth_url: String,
     /// How a `user.deleted` event that fails is retried, then dead-lettered.
     pub event_retry: EventRetry,
 }
@@ -55,6 +59,7 @@ impl SearchSettings {
             jwt: JwtSettings::from_env(env)?,
             vector_db_path: PathBuf::from(env.string("VECTOR_DB_PATH", "data/vector_db")),
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
+            auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             event_retry: EventRetry::from_env(env)?,
         })
     }
@@ -95,6 +100,13 @@ pub async fn serve(
     let handlers = grpc::Grpc {
         core: Arc::clone(&core),
     };
+    let (revocations, revocations_task) = follow_auth(
+        &settings.auth_url,
+        Arc::clone(&keys),
+        "search",
+        shutdown.clone(),
+    )
+    .with_context(|| format!("AUTH_URL {:?}", settings.auth_url))?;
 
     let events = tokio::spawn(pai_common::amqp::consume_user_deleted_with(
         settings.amqp.clone(),
@@ -116,7 +128,7 @@ pub async fn serve(
         .await;
     let routes = Routes::new(SearchServiceServer::with_interceptor(
         handlers.clone(),
-        RequireUser::new(Arc::clone(&keys)),
+        RequireUser::new(Arc::clone(&keys)).with_revocations(revocations),
     ))
     .add_service(tonic::service::interceptor::InterceptedService::new(
         SearchInternalServer::new(handlers).max_decoding_message_size(64 * 1024 * 1024),
@@ -131,6 +143,6 @@ pub async fn serve(
     )
     .await;
     shutdown.cancel();
-    let _ = events.await;
+    let _ = tokio::join!(events, revocations_task);
     result
 }

@@ -6,8 +6,8 @@
 //! no longer hold a valid access token.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use pai_proto::v1::RevocationFeedRequest;
@@ -17,9 +17,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::identity::ServiceCredential;
+use crate::identity::{JwtKeys, ServiceCredential};
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long one read of the feed may take.
+pub const FEED_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A client of the auth service's revocation feed (service credential).
 pub type FeedClient = AuthInternalClient<InterceptedService<Channel, ServiceCredential>>;
@@ -94,4 +97,37 @@ impl RevocationSet {
             }
         }
     }
+}
+
+/// A client of the revocation feed of the auth service at `auth_url`, with
+/// `service`'s credential.
+pub fn feed_client(
+    auth_url: &str,
+    keys: Arc<JwtKeys>,
+    service: &'static str,
+) -> Result<FeedClient, tonic::transport::Error> {
+    let channel = crate::grpc::channel_with_deadline(auth_url, FEED_DEADLINE)?;
+    Ok(AuthInternalClient::with_interceptor(
+        channel,
+        ServiceCredential::new(keys, service),
+    ))
+}
+
+/// A revocation set kept current by a task that follows the auth service
+/// at `auth_url` until `shutdown`, for a service's `RequireUser`
+/// interceptor: a revoked session's token is then refused on the service's
+/// own port too, not only at the gateway.
+pub fn follow_auth(
+    auth_url: &str,
+    keys: Arc<JwtKeys>,
+    service: &'static str,
+    shutdown: CancellationToken,
+) -> Result<(Arc<RevocationSet>, tokio::task::JoinHandle<()>), tonic::transport::Error> {
+    let client = feed_client(auth_url, keys, service)?;
+    let set = Arc::new(RevocationSet::default());
+    let task = tokio::spawn({
+        let set = Arc::clone(&set);
+        async move { set.follow(client, shutdown).await }
+    });
+    Ok((set, task))
 }
