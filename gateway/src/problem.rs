@@ -69,20 +69,8 @@ impl From<tonic::Status> for Problem {
     /// the backend or the channel said.
     fn from(status: tonic::Status) -> Self {
         let err = ServiceError::from_status(&status);
-        match err.code {
-            ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
-            }
-            ErrorCode::BadRequest
-            | ErrorCode::Unauthenticated
-            | ErrorCode::Forbidden
-            | ErrorCode::NotFound
-            | ErrorCode::Conflict
-            | ErrorCode::Locked
-            | ErrorCode::Unprocessable
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnsupportedMediaType
-            | ErrorCode::TooManyRequests => {}
+        if err.code.fixed_message().is_some() {
+            tracing::warn!(code = ?status.code(), message = status.message(), "backend call failed");
         }
         err.into()
     }
@@ -133,22 +121,21 @@ pub async fn every_error_is_a_problem(
         } else {
             ErrorCode::BadRequest
         });
-    let detail = if code == ErrorCode::Unavailable {
-        pai_common::error::UNAVAILABLE_MESSAGE.to_owned()
-    } else if code == ErrorCode::Timeout {
-        pai_common::error::TIMEOUT_MESSAGE.to_owned()
-    } else if status.is_server_error() {
-        pai_common::error::INTERNAL_MESSAGE.to_owned()
-    } else {
-        let bytes = axum::body::to_bytes(body, MAX_DETAIL_BYTES)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-        if text.is_empty() {
-            status.canonical_reason().unwrap_or(code.title()).to_owned()
-        } else {
-            text
+    let detail = match code.fixed_message() {
+        Some(sentence) => sentence.to_owned(),
+        // A client error's text is axum's, written for the client.
+        None if status.is_client_error() => {
+            let bytes = axum::body::to_bytes(body, MAX_DETAIL_BYTES)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+            if text.is_empty() {
+                status.canonical_reason().unwrap_or(code.title()).to_owned()
+            } else {
+                text
+            }
         }
+        None => pai_common::error::INTERNAL_MESSAGE.to_owned(),
     };
     let mut problem = Problem::new(code, detail);
     problem.status = status.as_u16();

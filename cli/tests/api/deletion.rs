@@ -34,14 +34,7 @@ async fn deleting_the_account_erases_it_and_announces_it() {
     )
     .await
     .assert_problem(403);
-    let r = app
-        .delete(
-            "/api/users/account",
-            token,
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    app.delete_account(token).await;
 
     let delivery = tokio::time::timeout(Duration::from_secs(30), events.next())
         .await

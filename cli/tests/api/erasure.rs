@@ -8,11 +8,10 @@ use pai_common::JwtKeys;
 use pai_common::config::JwtSettings;
 use pai_proto::v1::search_internal_client::SearchInternalClient;
 use pai_proto::v1::{ChunkInput, DeleteUserRequest, IndexChunksRequest};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::helpers::{PASSWORD, TestApp, corpus, spawn_app};
+use crate::helpers::{TestApp, corpus, spawn_app};
 
 const FILE: &str = "gen_crazy_ones_pdfa.pdf";
 const BOUNDARY: &str = "pai-erasure-boundary-41c9";
@@ -74,14 +73,7 @@ async fn an_upload_that_finishes_after_the_erasure_leaves_nothing() {
     );
 
     // ...whose bytes arrive only once both services erased the user.
-    let r = app
-        .delete(
-            "/api/users/account",
-            token,
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 204, "{}", r.body);
+    app.delete_account(token).await;
     let mut left = traces(&app, user_id).await;
     for _ in 0..300 {
         if left == (0, 0, 0, false) {

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{Options, PASSWORD, amqp_url, spawn_app_with};
+use crate::helpers::{Options, amqp_url, spawn_app_with};
 
 /// Takes one message from `queue`, waiting up to 30 s for it.
 async fn get_one(channel: &lapin::Channel, queue: &str) -> lapin::message::BasicGetMessage {
@@ -69,14 +69,7 @@ async fn a_poison_event_is_dead_lettered_after_the_limit_and_the_next_is_handled
         .unwrap();
     assert!(confirm.is_ack());
     // The next event, a real one, is handled while the poison waits.
-    let r = app
-        .delete(
-            "/api/users/account",
-            token,
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 204, "{}", r.body);
+    app.delete_account(token).await;
 
     let dead = get_one(
         &channel,

@@ -282,6 +282,23 @@ impl TestApp {
         }
     }
 
+    /// Deletes the account of `token`'s user with the right password.
+    pub async fn delete_account(&self, token: &str) {
+        let r = self
+            .delete(
+                "/api/users/account",
+                token,
+                Some(json!({"password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NO_CONTENT,
+            "delete account: {}",
+            r.body
+        );
+    }
+
     /// Makes `user_id` an administrator, as `pai admin` would have.
     pub async fn make_admin(&self, name: &str) -> Value {
         sqlx::query("UPDATE auth.users SET is_admin = true WHERE username = $1")

@@ -111,6 +111,29 @@ impl ErrorCode {
     }
 
     /// The problem `title`: the same for every occurrence of the code.
+    /// The sentence a client reads for an error whose own text is not
+    /// theirs to see (an internal error, a backend that could not be
+    /// reached, a deadline): it says nothing a client can act on beyond
+    /// retrying, and the detail goes to the log. `None` for the others,
+    /// whose text is written for the client.
+    pub fn fixed_message(self) -> Option<&'static str> {
+        match self {
+            Self::Internal => Some(INTERNAL_MESSAGE),
+            Self::Unavailable => Some(UNAVAILABLE_MESSAGE),
+            Self::Timeout => Some(TIMEOUT_MESSAGE),
+            Self::BadRequest
+            | Self::Unauthenticated
+            | Self::Forbidden
+            | Self::NotFound
+            | Self::Conflict
+            | Self::Locked
+            | Self::Unprocessable
+            | Self::PayloadTooLarge
+            | Self::UnsupportedMediaType
+            | Self::TooManyRequests => None,
+        }
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Self::BadRequest => "Bad request",
@@ -187,25 +210,11 @@ impl ServiceError {
             .and_then(ErrorCode::from_slug)
             .unwrap_or_else(|| ErrorCode::from_grpc(status.code()));
         let details = serde_json::from_slice(status.details()).ok();
-        // Never pass internal text on: an internal error, a backend that
-        // could not be reached or a deadline says nothing a client can act
-        // on beyond retrying; the detail goes to the log (the service
-        // logged its own; the caller logs what its channel reported).
-        let message = match code {
-            ErrorCode::Internal => INTERNAL_MESSAGE.to_owned(),
-            ErrorCode::Unavailable => UNAVAILABLE_MESSAGE.to_owned(),
-            ErrorCode::Timeout => TIMEOUT_MESSAGE.to_owned(),
-            ErrorCode::BadRequest
-            | ErrorCode::Unauthenticated
-            | ErrorCode::Forbidden
-            | ErrorCode::NotFound
-            | ErrorCode::Conflict
-            | ErrorCode::Locked
-            | ErrorCode::Unprocessable
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnsupportedMediaType
-            | ErrorCode::TooManyRequests => status.message().to_owned(),
-        };
+        // Never pass internal text on (the service logged its own; the
+        // caller logs what its channel reported).
+        let message = code
+            .fixed_message()
+            .map_or_else(|| status.message().to_owned(), str::to_owned);
         Self {
             code,
             message,
