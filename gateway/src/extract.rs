@@ -27,10 +27,59 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_problem(&rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_problem(&rejection)),
+        };
+        if holds_nul(&value) {
+            return Err(Problem::new(
+                ErrorCode::BadRequest,
+                "the request body holds a NUL character (\\u0000), which no text may contain",
+            ));
         }
+        serde_json::from_value(value).map(Self).map_err(|err| {
+            Problem::new(
+                ErrorCode::Unprocessable,
+                format!("invalid request body: {err}"),
+            )
+        })
+    }
+}
+
+/// Refuses a query string holding an encoded NUL (`%00`) before any route
+/// reads it: no parameter may carry one to PostgreSQL, whose text cannot
+/// hold it.
+pub async fn no_nul_in_query(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let query = request.uri().query().unwrap_or_default();
+    if query
+        .as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    {
+        return Problem::new(
+            ErrorCode::BadRequest,
+            "the query string holds a NUL character (%00), which no parameter may contain",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether a string of `value`, or a key, holds U+0000: PostgreSQL's text
+/// cannot store it, so it is refused before it reaches a service.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(members) => members
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

@@ -260,6 +260,7 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(axum::middleware::from_fn(extract::no_nul_in_query))
         .layer(axum::middleware::from_fn(problem::every_error_is_a_problem))
         .layer(axum::middleware::from_fn_with_state(
             Timeouts {

@@ -78,13 +78,17 @@ fn title_of(filename: &str) -> String {
     }
 }
 
-/// Keeps only the last path component of a client-supplied file name.
+/// Keeps only the last path component of a client-supplied file name,
+/// without control characters (PostgreSQL's text cannot hold NUL).
 fn clean_filename(filename: &str) -> String {
-    let name = filename
+    let name: String = filename
         .rsplit(['/', '\\'])
         .next()
         .unwrap_or_default()
-        .trim();
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let name = name.trim();
     if name.is_empty() {
         "document.pdf".to_owned()
     } else {
@@ -375,6 +379,8 @@ mod tests {
         assert_eq!(title_of(".pdf"), "Untitled");
         assert_eq!(clean_filename("../../etc/passwd"), "passwd");
         assert_eq!(clean_filename("C:\\docs\\a.pdf"), "a.pdf");
+        assert_eq!(clean_filename("in\0voice\n.pdf"), "invoice.pdf");
+        assert_eq!(clean_filename("\0\u{7}"), "document.pdf");
         assert_eq!(clean_filename(""), "document.pdf");
     }
 }
