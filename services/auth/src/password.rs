@@ -353,6 +353,36 @@ mod tests {
         assert!(hasher.skipped() >= 9, "skipped {}", hasher.skipped());
     }
 
+    /// An unknown login verifies the dummy hash so that it takes as long as
+    /// a known one: the dummy must cost what a user's hash costs, parameter
+    /// for parameter (verification reads the cost from the PHC string).
+    #[tokio::test]
+    async fn the_dummy_hash_costs_what_a_users_hash_costs() {
+        let settings = Argon2Settings {
+            memory_kib: 8 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        };
+        let hasher = Hasher::with_threads(settings, 1, 4).unwrap();
+        let user = hasher.hash("a password of some length").await.unwrap();
+        let (user, dummy) = (
+            PasswordHash::new(&user).unwrap(),
+            PasswordHash::new(&hasher.dummy).unwrap(),
+        );
+        assert_eq!(user.algorithm, dummy.algorithm);
+        assert_eq!(user.version, dummy.version);
+        assert_eq!(user.params, dummy.params);
+        assert_eq!(user.hash.map(|h| h.len()), dummy.hash.map(|h| h.len()));
+        assert_eq!(
+            Params::try_from(&dummy).unwrap().m_cost(),
+            settings.memory_kib
+        );
+        hasher
+            .verify_dummy("a password of some length")
+            .await
+            .unwrap();
+    }
+
     fn small() -> Argon2<'static> {
         let settings = Argon2Settings {
             memory_kib: 64,

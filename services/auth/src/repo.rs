@@ -223,14 +223,16 @@ pub async fn record_attempt(
     Ok(())
 }
 
-/// Opens a session with its first refresh token and records the sign-in,
-/// in one statement (one round trip, atomic).
+/// Opens a session with its first refresh token and records the sign-in
+/// (`password_checked` for a login, not a registration), in one statement
+/// (one round trip, atomic).
 pub async fn open_session(
     pool: &PgPool,
     user_id: Uuid,
     client: (&str, &str),
     expires_at: DateTime<Utc>,
     token_hash: &[u8],
+    password_checked: bool,
 ) -> Result<Uuid> {
     let (user_agent, ip) = client;
     let id = Uuid::new_v4();
@@ -239,7 +241,8 @@ pub async fn open_session(
            INSERT INTO auth.sessions (id, user_id, user_agent, ip, expires_at) \
            VALUES ($1, $2, $3, $4, $5) RETURNING id), \
          attempt AS ( \
-           INSERT INTO auth.login_attempts (user_id, ip, success) VALUES ($2, $4, true)) \
+           INSERT INTO auth.login_attempts (user_id, ip, success, password_checked) \
+           VALUES ($2, $4, true, $7)) \
          INSERT INTO auth.refresh_tokens (token_hash, session_id, user_id) \
          SELECT $6, id, $2 FROM session",
     )
@@ -249,6 +252,7 @@ pub async fn open_session(
     .bind(ip)
     .bind(expires_at)
     .bind(token_hash)
+    .bind(password_checked)
     .execute(pool)
     .await?;
     Ok(id)

@@ -94,8 +94,14 @@ impl AuthService {
     }
 
     /// Opens a session for `user` and returns its first token pair; the
-    /// successful login is recorded in the same transaction.
-    async fn open_session(&self, user: UserRow, client: &Client) -> Result<Tokens> {
+    /// successful sign-in is recorded in the same statement (whether its
+    /// password was checked: a login, not a registration).
+    async fn open_session(
+        &self,
+        user: UserRow,
+        client: &Client,
+        password_checked: bool,
+    ) -> Result<Tokens> {
         let expires_at = Utc::now() + chrono_duration(self.refresh_lifetime);
         let (refresh_token, hash) = tokens::new_refresh_token();
         let session_id = repo::open_session(
@@ -104,6 +110,7 @@ impl AuthService {
             (&client.user_agent, &client.ip),
             expires_at,
             &hash,
+            password_checked,
         )
         .await?;
         Ok(self.tokens(user, session_id, refresh_token))
@@ -170,7 +177,7 @@ impl AuthService {
         let user = self
             .create_user(email, username, display_name, password, false)
             .await?;
-        self.open_session(user, client).await
+        self.open_session(user, client, false).await
     }
 
     /// Checks `password` against `user`'s hash under the lockout: the
@@ -253,7 +260,7 @@ impl AuthService {
         if !user.is_active {
             return Err(AuthError::Deactivated);
         }
-        self.open_session(user, client).await
+        self.open_session(user, client, true).await
     }
 
     /// Reactivates an account its user deactivated, with its credentials;
@@ -268,7 +275,7 @@ impl AuthService {
             self.sessions.forget_user(user.id);
             reactivated?.ok_or(AuthError::DeactivatedByAdmin)?
         };
-        self.open_session(user, client).await
+        self.open_session(user, client, true).await
     }
 
     /// Rotates a refresh token. Presenting one that was already used revokes
