@@ -98,10 +98,10 @@ pub async fn settle(limit: Duration) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// `../shared/corpora/{kind}` beside the repository.
+/// The test corpus `testdata/{kind}` of the repository.
 pub fn corpus_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpora")
+        .join("../testdata")
         .join(kind)
 }
 

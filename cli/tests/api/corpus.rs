@@ -1,4 +1,4 @@
-//! The real PDF corpus end to end: every file of `../shared/corpora/pdf/dev`
+//! The real PDF corpus end to end: every file of `testdata/pdf/dev`
 //! ends `indexed` (with its manifest category) or `failed` with the reason
 //! its edge note implies, and every fact of an indexed document is found in
 //! the top 5 of `GET /api/search` for its question, asked by the document's

@@ -418,10 +418,10 @@ impl TestApp {
     }
 }
 
-/// The shared test corpora (`../shared/corpora` beside the repository).
+/// The repository's test corpus (`testdata/`, with its licences).
 pub fn corpus(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpora")
+        .join("../testdata")
         .join(path)
 }
 

@@ -3,8 +3,9 @@
 //! The package's `tokenizer.json` pads every input to 128 tokens; here texts
 //! are tokenized unpadded and sorted by length; the int8 encoder takes each
 //! batch unpadded, and candle's get it padded only to its own longest text
-//! (FINDINGS: otherwise half the time goes to padding). Vectors are the mean of the token states under the attention
-//! mask, L2-normalised, as sentence-transformers computes them.
+//! (padded to 128, half the time went to padding). Vectors are the mean of
+//! the token states under the attention mask, L2-normalised, as
+//! sentence-transformers computes them.
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
 //! gRPC plumbing shared by servers and clients.
 //!
 //! Nagle's algorithm is turned off on both ends: with it, each unary call on
-//! loopback took ~44 ms instead of ~0.15 ms (FINDINGS).
+//! loopback took ~44 ms instead of ~0.15 ms (measured on this project's
+//! 2-core machine).
 //!
 //! Services started in one process (`pai run`) also reach each other in
 //! process: [`LocalServers`] hands a client the server's own routes instead

@@ -1,5 +1,5 @@
 //! Extraction, classification and chunking of the real PDF corpus in
-//! `../shared/corpora/pdf`, always through the isolating child process.
+//! `testdata/pdf`, always through the isolating child process.
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers fail loudly on a broken corpus"
@@ -14,7 +14,7 @@ use pai_extract::{
     classify, extract_isolated,
 };
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpora/pdf");
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/pdf");
 const CHILD: &str = env!("CARGO_BIN_EXE_pai-extract");
 
 /// One row of `manifest.tsv`.

@@ -87,7 +87,7 @@ fn eight_bit_models_stay_within_cosine_0_99_of_the_f32_model() {
     ];
     // Real prose from the email corpus, cut like ingest chunks.
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpora/email/dev/financial_discover_card_news_2002.eml");
+        .join("../../testdata/email/dev/financial_discover_card_news_2002.eml");
     let raw = String::from_utf8_lossy(&std::fs::read(corpus).unwrap()).into_owned();
     let words: Vec<&str> = raw.split_whitespace().collect();
     texts.extend(words.chunks(120).map(|chunk| chunk.join(" ")));
