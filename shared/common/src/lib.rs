@@ -1,8 +1,11 @@
 //! What every pai service shares: configuration, telemetry, the error table,
-//! the database pool and migrations, identity, and messaging.
+//! identity and gRPC plumbing; with feature `db` the database pool and
+//! migrations, with `amqp` messaging (the outbox relay, event consumers).
 
+#[cfg(feature = "amqp")]
 pub mod amqp;
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
 pub mod error;
 pub mod grpc;
