@@ -56,22 +56,17 @@ impl Default for BatchSizes {
 }
 
 /// Waiting queries (pieces: one per query) that start another batch beside
-/// the one running (on two cores, a second). It was 6 while BM25 over a
-/// large user's chunks shared one index with every user: the other core was
-/// better left to BM25 and HTTP. Since each user has a BM25 index of their
-/// own (half the cost), the cores idled 8-19 % of the time at 16 clients
-/// while queries waited for the one running batch; at 1, in the same phase
-/// of the machine, bench-search answered 13,509 queries of (b) in 10 s at a
-/// p99 of 21.9 ms, against 10,599 at 27.9 ms (2: 11,310 at 25.7 ms).
+/// the one running (on two cores, a second), so that queries do not wait
+/// for one running batch while the other core idles. With 1, bench-search
+/// (b) at 16 clients answered 13,509 queries in 10 s at a p99 of 21.9 ms,
+/// against 10,599 at 27.9 ms with 6 and 11,310 at 25.7 ms with 2.
 const EXTRA_BATCH_AT: usize = 1;
 
 /// Waiting queries that a worker shares with an idle worker: it takes half
 /// and wakes the other for the rest, so one batch does not run on one core
-/// while the other idles (bench-search (b) at 16 clients, sixteenth
-/// session, VNNI EPYC: the cores idle 4.9 % of the time against 7.6 %;
-/// (a)'s p99 ~1 ms lower in some runs, the same in others). 2 and 4 did
-/// the same; 4 keeps at least two queries a pass, which batches better on
-/// AMX.
+/// while the other idles (bench-search (b) at 16 clients: the cores idle
+/// 4.9 % of the time against 7.6 % without sharing). 2 and 4 did the same;
+/// 4 keeps at least two queries a pass, which batches better on AMX.
 const SHARE_AT: usize = 4;
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>>>;
