@@ -91,9 +91,10 @@ bench-corpus: deps services models ## ingest pages/s, recall@5 per search mode, 
 	cargo build --release -p pai
 	cargo run --release -p pai --example bench_corpus
 
-bench-ingest: deps services models ## embedding tokens/s (gRPC vs direct vs f32), ingest pages/s and stage times: corpus + 500 generated 10-page PDFs
+bench-ingest: deps services models ## embedding tokens/s (gRPC vs direct vs f32; every engine single-threaded per pass), ingest pages/s and stage times: corpus + 500 generated 10-page PDFs
 	cargo build --release -p pai
 	cargo run --release -p pai-inference --example embed_bench
+	RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1 cargo run --release -p pai-inference --example embed_bench -- engines
 	cargo run --release -p pai --example bench_ingest -- $(or $(COUNT),500)
 
 bench-search: deps services models ## search p50/p99 at 16 clients on 1,000 users x 200 chunks and 1 user x 100k chunks, vs direct, and under ingest

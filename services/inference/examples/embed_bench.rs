@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! cargo run --release -p pai-inference --example embed_bench -- [CORPUS_DIR] [MAX_CHUNKS]
+//! RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1 \
+//!   cargo run --release -p pai-inference --example embed_bench -- engines [CORPUS_DIR] [MAX_CHUNKS]
 //! ```
 //!
 //! Reads the model from `EMBEDDING_MODEL_PATH` (default: where `make models`
 //! installs it), `EMBEDDING_BULK_BATCH` like the service, and prints tokens/s
 //! for both paths, their ratio, and the lowest cosine between a gRPC vector
-//! and the same text embedded alone (unpadded f32 reference).
+//! and the same text embedded alone (unpadded f32 reference). `engines`
+//! instead compares every engine (int8, candle's Q8_0, candle's f32), each
+//! behind a service with one forward pass per core: bulk tokens/s and one
+//! query's latency, as ratios to the int8 encoder's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +41,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let engines_only = args.first().is_some_and(|a| a == "engines");
+    if engines_only {
+        args.remove(0);
+    }
     let corpus = args.first().map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/email/dev"),
         PathBuf::from,
@@ -58,6 +67,13 @@ async fn main() -> anyhow::Result<()> {
         .map(<[String]>::to_vec)
         .collect();
 
+    if engines_only {
+        let counter = Embedder::load(Path::new(&model))?;
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let tokens = counter.count_tokens(&refs)?;
+        println!("corpus: {} chunks, {tokens} tokens", chunks.len());
+        return compare_engines(&model, &requests, tokens).await;
+    }
     let embedder = Arc::new(Embedder::load(Path::new(&model))?);
     let reference = Embedder::load_with(Path::new(&model), Precision::F32)?;
     let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
@@ -147,6 +163,121 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     server.await??;
     Ok(())
+}
+
+/// A query of about 12 tokens, as search embeds it.
+const QUERY: &str = "What is the total amount due on the AWS invoice?";
+/// Queries timed one at a time per engine.
+const QUERY_SAMPLES: usize = 200;
+
+/// One engine's figures: bulk tokens/s over gRPC and one query's latency.
+struct EngineRun {
+    precision: Precision,
+    tokens_per_second: f64,
+    query_p50_ms: f64,
+    query_p99_ms: f64,
+}
+
+/// Every engine pai ships, each behind its own service with one
+/// single-threaded forward pass per core (run with `RAYON_NUM_THREADS=1
+/// CANDLE_NUM_THREADS=1`, as `make bench-ingest` does, so candle does not
+/// spread a pass over the cores): bulk tokens/s through `Embed` with two
+/// callers, and the latency of one query at a time (interactive), as ratios
+/// to the int8 encoder's in the same run.
+async fn compare_engines(
+    model: &str,
+    requests: &[Vec<String>],
+    tokens: usize,
+) -> anyhow::Result<()> {
+    let threads = candle_core::utils::get_num_threads();
+    println!("\nengines, one forward pass per core, candle on {threads} thread(s) a pass:");
+    if threads != 1 {
+        println!(
+            "  (candle spreads each pass over {threads} threads: run with RAYON_NUM_THREADS=1 \
+             CANDLE_NUM_THREADS=1 to compare single-threaded passes)"
+        );
+    }
+    let mut runs = Vec::new();
+    for precision in [Precision::Int8, Precision::Q8, Precision::F32] {
+        runs.push(run_engine(model, precision, requests, tokens).await?);
+    }
+    let int8 = &runs[0];
+    println!("  engine  tokens/s  ratio   query p50  p99 (ms)  ratio p50");
+    for run in &runs {
+        println!(
+            "  {:<6} {:>9.0}  {:>5.2}   {:>9.2} {:>9.2}  {:>9.2}",
+            format!("{:?}", run.precision).to_lowercase(),
+            run.tokens_per_second,
+            run.tokens_per_second / int8.tokens_per_second,
+            run.query_p50_ms,
+            run.query_p99_ms,
+            run.query_p50_ms / int8.query_p50_ms,
+        );
+    }
+    Ok(())
+}
+
+async fn run_engine(
+    model: &str,
+    precision: Precision,
+    requests: &[Vec<String>],
+    tokens: usize,
+) -> anyhow::Result<EngineRun> {
+    let env = Env::from_process()
+        .with("EMBEDDING_MODEL_PATH", model)
+        .with("JWT_SECRET_KEY", SECRET);
+    let mut settings = InferenceSettings::from_env(&env)?;
+    settings.precision = precision;
+    let keys = Arc::new(JwtKeys::new(&settings.jwt));
+    let (listener, addr) = bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve(
+        settings,
+        listener,
+        shutdown.clone(),
+        LocalServers::default(),
+    ));
+    let client = InferenceInternalClient::with_interceptor(
+        channel(&format!("http://{addr}"))?,
+        ServiceCredential::new(keys, "bench"),
+    )
+    .max_decoding_message_size(16 * 1024 * 1024);
+    client
+        .clone()
+        .embed(bulk(&requests[0][..1]))
+        .await
+        .context("warm-up call")?;
+
+    let started = Instant::now();
+    for pair in requests.chunks(2) {
+        let calls = pair.iter().map(|texts| {
+            let mut client = client.clone();
+            async move { client.embed(bulk(texts)).await }
+        });
+        futures::future::try_join_all(calls).await?;
+    }
+    let tokens_per_second = tokens as f64 / started.elapsed().as_secs_f64();
+
+    let mut latencies = Vec::with_capacity(QUERY_SAMPLES);
+    for _ in 0..QUERY_SAMPLES {
+        let request = EmbedRequest {
+            texts: vec![QUERY.to_owned()],
+            priority: Priority::Interactive as i32,
+        };
+        let started = Instant::now();
+        client.clone().embed(request).await?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    shutdown.cancel();
+    server.await??;
+    Ok(EngineRun {
+        precision,
+        tokens_per_second,
+        query_p50_ms: at(0.5),
+        query_p99_ms: at(0.99),
+    })
 }
 
 fn bulk(texts: &[String]) -> EmbedRequest {

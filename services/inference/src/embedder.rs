@@ -171,11 +171,14 @@ impl Embedder {
     }
 
     /// Returns how many forward passes may run at once: one per core for
-    /// the int8 encoder, which keeps each pass on its thread; one for
-    /// candle's, which spreads each pass over every core itself.
+    /// the int8 encoder, which keeps each pass on its thread; for candle's,
+    /// one when it spreads each pass over every core itself, else (with
+    /// `RAYON_NUM_THREADS=1`) one per core too.
     pub fn parallel_passes(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         match self.model {
-            Model::Int8(_) => std::thread::available_parallelism().map_or(1, usize::from),
+            Model::Int8(_) => cores,
+            Model::Q8(_) | Model::F32(_) if candle_core::utils::get_num_threads() == 1 => cores,
             Model::Q8(_) | Model::F32(_) => 1,
         }
     }
