@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use pai_int8::Kernel;
 use tokenizers::utils::padding::{PaddingParams, PaddingStrategy, pad_encodings};
 use tokenizers::utils::truncation::TruncationParams;
 use tokenizers::{Encoding, Tokenizer};
 
 use crate::error::{InferenceError, Result};
 use crate::int8_bert::Int8Bert;
-use crate::int8_gemm::Kernel;
 use crate::quantized_bert::QuantizedBert;
 
 /// The files a model folder must hold.
@@ -47,9 +47,10 @@ pub enum Precision {
 }
 
 impl Default for Precision {
-    /// Returns the fastest precision this CPU runs.
+    /// Returns the fastest precision this CPU runs (`int8` on its fastest
+    /// kernel, whatever kernel `PAI_INT8_KERNEL` forces).
     fn default() -> Self {
-        match Kernel::detect() {
+        match Kernel::fastest() {
             Kernel::Amx | Kernel::Vnni | Kernel::Avx2 => Self::Int8,
             Kernel::Portable => Self::Q8,
         }
@@ -109,8 +110,16 @@ impl Embedder {
         Self::load_with(dir, Precision::default())
     }
 
-    /// Loads the model in `dir` computing at `precision`.
+    /// Loads the model in `dir` computing at `precision`, the int8 encoder
+    /// on [`Kernel::detect`]'s kernel.
     pub fn load_with(dir: &Path, precision: Precision) -> Result<Self> {
+        Self::load_with_kernel(dir, precision, Kernel::detect())
+    }
+
+    /// Loads the model in `dir` computing at `precision`, the int8 encoder
+    /// on `kernel` (an error if this CPU does not run it; q8 and f32 ignore
+    /// it).
+    pub fn load_with_kernel(dir: &Path, precision: Precision, kernel: Kernel) -> Result<Self> {
         let load_error = |reason: String| InferenceError::Load {
             path: dir.display().to_string(),
             reason,
@@ -135,7 +144,7 @@ impl Embedder {
             Precision::Q8 => QuantizedBert::load(&vars, &config)
                 .map(Model::Q8)
                 .map_err(InferenceError::from),
-            Precision::Int8 => Int8Bert::load(&vars, &config).map(Model::Int8),
+            Precision::Int8 => Int8Bert::load(&vars, &config, kernel).map(Model::Int8),
         }
         .map_err(|err| load_error(format!("model.safetensors: {err}")))?;
 

@@ -28,6 +28,12 @@ impl From<candle_core::Error> for InferenceError {
     }
 }
 
+impl From<pai_int8::Int8Error> for InferenceError {
+    fn from(err: pai_int8::Int8Error) -> Self {
+        Self::Model(err.to_string())
+    }
+}
+
 impl From<InferenceError> for ServiceError {
     fn from(err: InferenceError) -> Self {
         let code = match &err {

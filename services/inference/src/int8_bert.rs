@@ -1,4 +1,4 @@
-//! The BERT encoder on 8-bit integer dense layers ([`crate::int8_gemm`]),
+//! The BERT encoder on 8-bit integer dense layers ([`pai_int8`]),
 //! written out in plain loops over one thread.
 //!
 //! Texts go in unpadded: the dense layers take every token of the batch as
@@ -11,9 +11,9 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
+use pai_int8::{Kernel, PackedLinear};
 
 use crate::error::{InferenceError, Result};
-use crate::int8_gemm::{self, Kernel, PackedLinear};
 use crate::quantized_bert::{EmbeddingTables, stacked_qkv};
 
 /// A layer norm's parameters.
@@ -102,13 +102,14 @@ fn values(tensor: &Tensor) -> candle_core::Result<Vec<f32>> {
 fn linear(vars: &VarBuilder<'_>, inputs: usize, outputs: usize) -> Result<PackedLinear> {
     let weight = values(&vars.get((outputs, inputs), "weight")?)?;
     let bias = values(&vars.get(outputs, "bias")?)?;
-    PackedLinear::new(&weight, &bias, inputs, outputs)
+    Ok(PackedLinear::new(&weight, &bias, inputs, outputs)?)
 }
 
 impl Int8Bert {
     /// Reads a BERT checkpoint's f32 weights and quantizes its dense layers
-    /// for the fastest kernel this CPU runs.
-    pub fn load(vars: &VarBuilder<'_>, config: &Config) -> Result<Self> {
+    /// for `kernel` (an error if this CPU does not run it).
+    pub fn load(vars: &VarBuilder<'_>, config: &Config, kernel: Kernel) -> Result<Self> {
+        let kernel = kernel.among(&Kernel::available())?;
         let hidden = config.hidden_size;
         let inner = config.intermediate_size;
         if config.num_attention_heads == 0 || !hidden.is_multiple_of(config.num_attention_heads) {
@@ -141,7 +142,7 @@ impl Int8Bert {
             });
         }
         Ok(Self {
-            kernel: Kernel::detect(),
+            kernel,
             words: values(&tables.words)?,
             positions: values(&tables.positions)?,
             token_type: values(&tables.token_type)?,
@@ -189,7 +190,7 @@ impl Int8Bert {
         // The f32 loops below, inlined into the closure, are compiled once
         // more for AVX2 and chosen at run time. The closure must be inlined
         // into the runner too: called, it would run in baseline instructions.
-        Ok(int8_gemm::vectorized(
+        Ok(pai_int8::vectorized(
             #[inline(always)]
             || self.encode(&mut x, &lengths, pause),
         ))
@@ -276,7 +277,7 @@ impl Int8Bert {
         layer
             .intermediate
             .forward(self.kernel, x, &mut scratch.inner);
-        int8_gemm::map_in_place(&mut scratch.inner, gelu);
+        pai_int8::map_in_place(&mut scratch.inner, gelu);
         layer
             .output
             .forward(self.kernel, &scratch.inner, &mut scratch.projected);

@@ -8,7 +8,6 @@ pub mod embedder;
 pub mod error;
 mod grpc;
 mod int8_bert;
-pub mod int8_gemm;
 mod quantized_bert;
 
 use std::path::PathBuf;
@@ -19,6 +18,7 @@ use pai_common::config::{Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService};
 use pai_common::{ConfigError, grpc as grpc_util};
+use pai_int8::KERNEL_VAR;
 use pai_proto::v1::inference_internal_server::InferenceInternalServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,8 @@ use tonic::service::Routes;
 pub use crate::batcher::{BatchSizes, Batcher, Priority};
 pub use crate::embedder::{Embedder, MAX_BATCH, MAX_TOKENS, Precision};
 pub use crate::error::{InferenceError, Result};
+/// The int8 encoder's kernels, named by `PAI_INT8_KERNEL`.
+pub use pai_int8::Kernel;
 
 /// The most texts one `Embed` call may carry.
 pub const MAX_TEXTS_PER_REQUEST: usize = 256;
@@ -44,6 +46,9 @@ pub struct InferenceSettings {
     /// `EMBEDDING_PRECISION`: `int8` (the default on CPUs with AVX-512
     /// VNNI or AMX), `q8` (the default elsewhere) or `f32`.
     pub precision: Precision,
+    /// `PAI_INT8_KERNEL`: the int8 encoder's kernel, by default the
+    /// fastest this CPU runs.
+    pub int8_kernel: Kernel,
     pub batch_sizes: BatchSizes,
 }
 
@@ -69,10 +74,13 @@ impl InferenceSettings {
                 format!("must be between 1 and {MAX_BATCH}"),
             ));
         }
+        let int8_kernel = Kernel::choose(env.get(KERNEL_VAR), &Kernel::available())
+            .map_err(|err| ConfigError::new(KERNEL_VAR, err))?;
         Ok(Self {
             jwt: JwtSettings::from_env(env)?,
             embedding_model_path: path,
             precision: env.parse("EMBEDDING_PRECISION", Precision::default())?,
+            int8_kernel,
             batch_sizes: BatchSizes { bulk, ..defaults },
         })
     }
@@ -81,11 +89,12 @@ impl InferenceSettings {
 /// Loads the embedding model off the async workers (it reads ~90 MB).
 pub async fn load_embedder(settings: &InferenceSettings) -> anyhow::Result<Arc<Embedder>> {
     let path = settings.embedding_model_path.clone();
-    let precision = settings.precision;
-    let embedder = tokio::task::spawn_blocking(move || Embedder::load_with(&path, precision))
-        .await
-        .context("embedding model loader")?
-        .context("loading the embedding model")?;
+    let (precision, kernel) = (settings.precision, settings.int8_kernel);
+    let embedder =
+        tokio::task::spawn_blocking(move || Embedder::load_with_kernel(&path, precision, kernel))
+            .await
+            .context("embedding model loader")?
+            .context("loading the embedding model")?;
     Ok(Arc::new(embedder))
 }
 

@@ -1,6 +1,6 @@
 //! The model itself: shape, norm, meaning, and batching invariance.
 
-use crate::{cosine, embedder};
+use crate::{MINUTES, cosine, embedder};
 
 #[test]
 fn vectors_have_384_dimensions_and_unit_norm() {
@@ -107,4 +107,45 @@ fn eight_bit_models_stay_within_cosine_0_99_of_the_f32_model() {
             );
         }
     }
+}
+
+#[test]
+fn the_portable_kernel_gives_the_detected_kernels_vectors() {
+    use pai_inference::{Embedder, Kernel, Precision};
+    let detected = Kernel::detect();
+    let long = MINUTES.repeat(4);
+    let texts = [
+        "What is the total amount due on the AWS invoice?",
+        "x",
+        long.as_str(),
+    ];
+    let embed = |kernel| {
+        Embedder::load_with_kernel(&crate::model_path(), Precision::Int8, kernel)
+            .unwrap()
+            .embed(&texts)
+            .unwrap()
+    };
+    let (portable, fast) = (embed(Kernel::Portable), embed(detected));
+    for ((text, p), f) in texts.iter().zip(&portable).zip(&fast) {
+        let similarity = cosine(p, f);
+        let short: String = text.chars().take(32).collect();
+        assert!(
+            similarity >= 0.999,
+            "{detected} kernel, {short:?}: cosine {similarity} to the portable one"
+        );
+    }
+}
+
+#[test]
+fn a_kernel_this_cpu_lacks_is_a_load_error() {
+    use pai_inference::{Embedder, Kernel, Precision};
+    let available = Kernel::available();
+    let Some(missing) = Kernel::ALL.into_iter().find(|k| !available.contains(k)) else {
+        eprintln!("this CPU runs every kernel: nothing to refuse");
+        return;
+    };
+    let err = Embedder::load_with_kernel(&crate::model_path(), Precision::Int8, missing)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(missing.name()), "{err}");
 }

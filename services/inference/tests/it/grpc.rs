@@ -202,3 +202,29 @@ fn a_missing_model_is_a_startup_error_naming_the_variable() {
     assert_eq!(err.name, "EMBEDDING_MODEL_PATH");
     assert!(err.reason.contains("make models"), "{err}");
 }
+
+#[test]
+fn an_unknown_or_missing_kernel_is_a_startup_error_naming_the_variable() {
+    let available = pai_inference::Kernel::available();
+    let missing = pai_inference::Kernel::ALL
+        .into_iter()
+        .find(|kernel| !available.contains(kernel))
+        .map(|kernel| kernel.name());
+    for value in ["sse4"].into_iter().chain(missing) {
+        let env = Env::from_pairs([
+            ("EMBEDDING_MODEL_PATH", model_path().display().to_string()),
+            ("JWT_SECRET_KEY", SECRET.to_owned()),
+            ("PAI_INT8_KERNEL", value.to_owned()),
+        ]);
+        let err = InferenceSettings::from_env(&env).unwrap_err();
+        assert_eq!(err.name, "PAI_INT8_KERNEL");
+        assert!(err.reason.contains(value), "{err}");
+    }
+    let env = Env::from_pairs([
+        ("EMBEDDING_MODEL_PATH", model_path().display().to_string()),
+        ("JWT_SECRET_KEY", SECRET.to_owned()),
+        ("PAI_INT8_KERNEL", "portable".to_owned()),
+    ]);
+    let settings = InferenceSettings::from_env(&env).unwrap();
+    assert_eq!(settings.int8_kernel, pai_inference::Kernel::Portable);
+}

@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use pai_inference::int8_gemm::Kernel;
-use pai_inference::{Embedder, Precision};
+use pai_inference::{Embedder, Kernel, Precision};
 
 use crate::{cosine, model_path};
 

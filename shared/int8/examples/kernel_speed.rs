@@ -3,12 +3,12 @@
 //! slowest of them (AVX2 where the CPU has it) in the same run.
 //!
 //! ```text
-//! cargo run --release -p pai-inference --example kernel_speed
+//! cargo run --release -p pai-int8 --example kernel_speed
 //! ```
 
 use std::time::Instant;
 
-use pai_inference::int8_gemm::{Kernel, PackedLinear};
+use pai_int8::{Kernel, PackedLinear};
 
 /// A deterministic spread of values in −scale..scale.
 fn values(count: usize, seed: usize, scale: f32) -> Vec<f32> {
