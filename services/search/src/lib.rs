@@ -1,12 +1,14 @@
-//! pai's search service: `search.chunks` is the source of truth; a tantivy
-//! BM25 index (shared, with a user term) and one usearch vector index per
-//! user are derived from it, caught up on start and rebuildable. Search is
-//! hybrid (reciprocal rank fusion) and always scoped to the caller.
+//! pai's search service: `search.chunks` is the source of truth; one
+//! tantivy BM25 index and one usearch vector index per user are derived
+//! from it, caught up on start and rebuildable, and opened when first used
+//! (at most `SEARCH_OPEN_USERS_MAX` idle ones stay open). Search is hybrid
+//! (reciprocal rank fusion) and always scoped to the caller.
 
 mod analysis;
 pub mod error;
 mod grpc;
 mod index_thread;
+mod open_users;
 pub mod repo;
 pub mod service;
 pub mod text_index;
@@ -37,12 +39,21 @@ pub use crate::service::{Mode, SearchCore};
 pub const SCHEMA: &str = "search";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/search");
 
+/// Users whose indexes stay open by default: a user's BM25 index maps a
+/// few files (one segment after a rebuild: ~10 maps), their vectors take
+/// ~1 KB a chunk, so 1,000 users of 200 chunks hold ~10,000 maps and
+/// ~200 MB.
+pub const DEFAULT_OPEN_USERS_MAX: usize = 1_000;
+
 #[derive(Debug, Clone)]
 pub struct SearchSettings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub jwt: JwtSettings,
     pub vector_db_path: PathBuf,
+    /// Users whose indexes stay open when idle, of each kind (BM25,
+    /// vectors); the least recently used beyond it are closed.
+    pub open_users_max: usize,
     pub inference_url: String,
     /// Where the revocation feed is read, so that a revoked session's token
     /// is refused here too.
@@ -58,6 +69,15 @@ impl SearchSettings {
             amqp: AmqpSettings::from_env(env)?,
             jwt: JwtSettings::from_env(env)?,
             vector_db_path: PathBuf::from(env.string("VECTOR_DB_PATH", "data/vector_db")),
+            open_users_max: match env.parse("SEARCH_OPEN_USERS_MAX", DEFAULT_OPEN_USERS_MAX)? {
+                0 => {
+                    return Err(ConfigError::new(
+                        "SEARCH_OPEN_USERS_MAX",
+                        "must be at least 1",
+                    ));
+                }
+                max => max,
+            },
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             event_retry: EventRetry::from_env(env)?,
@@ -80,9 +100,14 @@ pub async fn open(
     let embedder =
         InferenceInternalClient::with_interceptor(channel, ServiceCredential::new(keys, "search"))
             .max_decoding_message_size(64 * 1024 * 1024);
-    SearchCore::open(pool, settings.vector_db_path.clone(), embedder)
-        .await
-        .context("opening the search indexes")
+    SearchCore::open(
+        pool,
+        settings.vector_db_path.clone(),
+        settings.open_users_max,
+        embedder,
+    )
+    .await
+    .context("opening the search indexes")
 }
 
 /// Serves search on `listener` until `shutdown` is cancelled, and erases

@@ -105,7 +105,14 @@ async fn blocking<T: Send + 'static>(
 impl SearchCore {
     /// Opens the indexes under `dir` and catches them up with the table:
     /// when the generation they recorded is not the table's, they are rebuilt.
-    pub async fn open(pool: PgPool, dir: PathBuf, embedder: Embedder) -> Result<Self> {
+    /// No user's index is read here: each is opened when first needed, and
+    /// at most `open_users_max` idle ones of each kind stay open.
+    pub async fn open(
+        pool: PgPool,
+        dir: PathBuf,
+        open_users_max: usize,
+        embedder: Embedder,
+    ) -> Result<Self> {
         let text_dir = text_index_dir(&dir);
         let vector_dir = dir.join("vectors");
         remove_other_formats(&dir, &text_dir)?;
@@ -113,8 +120,8 @@ impl SearchCore {
         // inherit its priority.
         let index_thread = IndexThread::start()?;
         let (text, vectors) = tokio::try_join!(
-            index_thread.run(move || TextIndex::open(&text_dir)),
-            blocking(move || VectorIndexes::open(&vector_dir)),
+            index_thread.run(move || TextIndex::open(&text_dir, open_users_max)),
+            blocking(move || VectorIndexes::open(&vector_dir, open_users_max)),
         )?;
         let generation_file = dir.join("generation");
         let on_disk = std::fs::read_to_string(&generation_file)
@@ -392,7 +399,8 @@ impl SearchCore {
                     // or the HNSW walk), less than the hand-over to another
                     // thread and back cost at 16 clients (bench-search: 5-6 %
                     // more queries a second for both datasets). Only while the
-                    // user's index is being changed does it wait, off this thread.
+                    // user's index is closed (it is read from its file) or
+                    // being changed does it wait, off this thread.
                     match self.vectors.try_search(user_id, &vector, candidates)? {
                         Some(nearest) => nearest,
                         None => {

@@ -5,11 +5,13 @@
 //! other users' postings of each word beside theirs (0.40 ms a query
 //! against 0.21 ms in an index of their own, bench-search (b)), and a
 //! word's weight in one user's results depended on how often other users'
-//! documents used it.
+//! documents used it. A user's index is opened when first searched or
+//! changed and closed again when it has been idle longest among more than
+//! the cap ([`OpenUsers`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::{
@@ -29,6 +31,7 @@ use uuid::Uuid;
 
 use crate::analysis::{self, Derived, PARTS, STEMS, WORDS};
 use crate::error::{Result, SearchError};
+use crate::open_users::{Open, OpenUsers, Resident};
 use crate::repo::ChunkRow;
 use crate::top_hits::TopHits;
 
@@ -79,7 +82,8 @@ struct Fields {
 }
 
 /// One user's index. Its writer is opened by the first change after a
-/// commit and closed by the commit, so idle users hold no threads.
+/// commit and closed by the commit, so idle users hold no threads; an
+/// index with an open writer is never closed (its changes would be lost).
 struct UserText {
     index: Index,
     reader: IndexReader,
@@ -88,7 +92,7 @@ struct UserText {
 
 pub struct TextIndex {
     dir: PathBuf,
-    users: RwLock<HashMap<Uuid, Arc<UserText>>>,
+    users: OpenUsers<UserText>,
     schema: Schema,
     fields: Fields,
 }
@@ -147,6 +151,16 @@ fn merge_policy() -> LogMergePolicy {
     let mut policy = LogMergePolicy::default();
     policy.set_del_docs_ratio_before_merge(f32::MIN_POSITIVE);
     policy
+}
+
+impl Resident for UserText {
+    fn is_dirty(&self) -> bool {
+        match self.writer.try_lock() {
+            Ok(slot) => slot.is_some(),
+            Err(TryLockError::Poisoned(slot)) => slot.into_inner().is_some(),
+            Err(TryLockError::WouldBlock) => true,
+        }
+    }
 }
 
 impl UserText {
@@ -222,13 +236,14 @@ impl UserText {
 
 impl TextIndex {
     /// Opens the indexes under `dir` (one folder per user), creating `dir`
-    /// when absent. A user's index is opened when first used.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// when absent. A user's index is opened when first used; at most
+    /// `max_open` idle ones stay open.
+    pub fn open(dir: &Path, max_open: usize) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema();
         Ok(Self {
             dir: dir.to_owned(),
-            users: RwLock::new(HashMap::new()),
+            users: OpenUsers::new("text", max_open),
             schema,
             fields,
         })
@@ -238,60 +253,48 @@ impl TextIndex {
         self.dir.join(user_id.to_string())
     }
 
-    /// The user's index; `None` when they have none.
-    fn user(&self, user_id: Uuid) -> Result<Option<Arc<UserText>>> {
-        if let Some(user) = self
-            .users
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&user_id)
-        {
-            return Ok(Some(Arc::clone(user)));
+    /// The user's index, opened when closed; `None` when they have none.
+    fn user(&self, user_id: Uuid) -> Result<Option<Open<UserText>>> {
+        if let Some(user) = self.users.cached(user_id) {
+            return Ok(Some(user));
         }
+        // A user without an index takes no place in the cache.
         if !self.user_dir(user_id).is_dir() {
             return Ok(None);
         }
-        self.open_user(user_id).map(Some)
+        self.open_user(user_id, false)
     }
 
     /// The user's index, created when they have none.
-    fn writable_user(&self, user_id: Uuid) -> Result<Arc<UserText>> {
-        self.user(user_id)?
-            .map_or_else(|| self.open_user(user_id), Ok)
+    fn writable_user(&self, user_id: Uuid) -> Result<Open<UserText>> {
+        self.open_user(user_id, true)?
+            .ok_or_else(|| std::io::Error::other("a new text index was not kept").into())
     }
 
-    /// Opens (or creates) the user's index and keeps it open, unless another
+    /// Opens the user's index (creating it when `create`), unless another
     /// thread did first.
-    fn open_user(&self, user_id: Uuid) -> Result<Arc<UserText>> {
-        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(user) = users.get(&user_id) {
-            return Ok(Arc::clone(user));
-        }
-        let user = Arc::new(UserText::open(
-            &self.user_dir(user_id),
-            self.schema.clone(),
-        )?);
-        users.insert(user_id, Arc::clone(&user));
-        Ok(user)
-    }
-
-    fn open_users(&self) -> Vec<Arc<UserText>> {
-        self.users
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+    fn open_user(&self, user_id: Uuid, create: bool) -> Result<Option<Open<UserText>>> {
+        let dir = self.user_dir(user_id);
+        self.users.open(user_id, || {
+            if !create && !dir.is_dir() {
+                return Ok(None);
+            }
+            UserText::open(&dir, self.schema.clone()).map(Some)
+        })
     }
 
     /// Users whose writer is open (changes not yet committed).
     fn open_writers(&self) -> usize {
         self.users
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|user| user.is_writing())
+            .all()
+            .iter()
+            .filter(|(_, user)| user.is_writing())
             .count()
+    }
+
+    /// Users whose index is open now.
+    pub fn open_users(&self) -> usize {
+        self.users.len()
     }
 
     /// The users with an index on disk.
@@ -421,32 +424,38 @@ impl TextIndex {
     /// Erases a user's index: their folder, and with it every segment,
     /// document store and deleted entry of theirs, leaves the disk now.
     pub fn erase_user(&self, user_id: Uuid) -> Result<()> {
-        // Held until the folder is gone, so that no search opens it again
-        // meanwhile.
-        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(user) = users.remove(&user_id) {
-            // Uncommitted changes of an erased user go with them.
-            drop(user.writer_slot().take());
-        }
-        match std::fs::remove_dir_all(self.user_dir(user_id)) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
-            _ => Ok(()),
-        }
+        // No search opens it again before the folder is gone.
+        self.users.forget(user_id, |user| {
+            if let Some(user) = user {
+                // Uncommitted changes of an erased user go with them.
+                drop(user.writer_slot().take());
+            }
+            match std::fs::remove_dir_all(self.user_dir(user_id)) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err.into()),
+                _ => Ok(()),
+            }
+        })
     }
 
     /// Erases every user's index (a rebuild starts here).
     pub fn clear(&self) -> Result<()> {
-        for user_id in self.users_on_disk()? {
+        let mut users = self.users_on_disk()?;
+        users.extend(self.users.users());
+        users.sort_unstable();
+        users.dedup();
+        for user_id in users {
             self.erase_user(user_id)?;
         }
         Ok(())
     }
 
-    /// Makes every pending change durable and visible to searches.
+    /// Makes every pending change durable and visible to searches, then
+    /// closes the idle indexes beyond the cap.
     pub fn commit(&self) -> Result<()> {
-        for user in self.open_users() {
+        for (_, user) in self.users.all() {
             user.commit()?;
         }
+        self.users.shrink();
         Ok(())
     }
 
@@ -632,7 +641,7 @@ mod tests {
     /// An empty index in a folder of its own (the test removes it).
     fn temp_index() -> (std::path::PathBuf, TextIndex) {
         let dir = std::env::temp_dir().join(format!("pai-text-{}", Uuid::new_v4()));
-        let index = TextIndex::open(&dir).expect("open");
+        let index = TextIndex::open(&dir, 16).expect("open");
         (dir, index)
     }
 
@@ -823,7 +832,7 @@ mod tests {
 
         // A new index of the same folder (a restart) finds what was kept.
         drop(index);
-        let reopened = TextIndex::open(&dir).expect("reopen");
+        let reopened = TextIndex::open(&dir, 16).expect("reopen");
         assert_eq!(reopened.num_docs().expect("count"), 60);
         assert!(reopened.chunks(gone, &[0]).expect("chunks").is_empty());
         let _ = std::fs::remove_dir_all(&dir);
@@ -874,7 +883,7 @@ mod tests {
 
         // A restart reads the rewritten segments.
         drop(index);
-        let reopened = TextIndex::open(&dir).expect("reopen");
+        let reopened = TextIndex::open(&dir, 16).expect("reopen");
         assert_eq!(stored(&reopened), (40, 0));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,15 +1,18 @@
 //! Vector indexes (usearch HNSW): one per user, so a search never scans or
 //! filters another user's vectors (a shared filtered index took 23-125 ms
-//! when few keys matched; FINDINGS). Keys are `search.chunks` ids.
+//! when few keys matched). Keys are `search.chunks` ids. A user's index is
+//! loaded from `{user_id}.usearch` when first needed and closed again when
+//! it has been idle longest among more than the cap ([`OpenUsers`]).
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use uuid::Uuid;
 
 use crate::error::{Result, SearchError};
+use crate::open_users::{Open, OpenUsers, Resident};
 
 pub const DIMENSIONS: usize = 384;
 /// Below this many vectors an exact scan is as fast as the graph and exact.
@@ -51,18 +54,26 @@ fn vector_error(err: impl std::fmt::Display) -> SearchError {
 /// (a test shows it), and growing it reallocates what searches read ("no
 /// update or search operations should be running during this operation"):
 /// adding, removing and growing take `lock` exclusively, searching and
-/// saving share it.
+/// saving share it. `dirty` says it changed since it was last saved.
 struct UserIndex {
     index: Index,
     lock: RwLock<()>,
+    dirty: AtomicBool,
+}
+
+impl Resident for UserIndex {
+    fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
 }
 
 impl UserIndex {
-    fn new(index: Index) -> Arc<Self> {
-        Arc::new(Self {
+    fn new(index: Index) -> Self {
+        Self {
             index,
             lock: RwLock::new(()),
-        })
+            dirty: AtomicBool::new(false),
+        }
     }
 
     /// Holds off changes while the index is read.
@@ -100,9 +111,12 @@ impl UserIndex {
             .collect())
     }
 
-    /// Holds off everything else while the index changes.
+    /// Holds off everything else while the index changes, and marks it
+    /// changed.
     fn alone(&self) -> RwLockWriteGuard<'_, ()> {
-        self.lock.write().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.lock.write().unwrap_or_else(PoisonError::into_inner);
+        self.dirty.store(true, Ordering::Release);
+        guard
     }
 
     /// Adds `vectors`, first growing the index geometrically when they do
@@ -125,44 +139,45 @@ impl UserIndex {
         }
         Ok(())
     }
+
+    /// Writes the index to `path` when it changed since it was last saved
+    /// (write then rename: a crash never leaves a half-written file under
+    /// the real name).
+    fn save(&self, path: &Path) -> Result<()> {
+        let _using = self.using();
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let partial = path.with_extension("partial");
+        let saved = self
+            .index
+            .save(&partial.to_string_lossy())
+            .map_err(vector_error)
+            .and_then(|()| Ok(std::fs::rename(&partial, path)?));
+        if saved.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        saved
+    }
 }
 
+/// Every user's vector index, at most `max_open` of them idle in memory.
+///
+/// Changes (`add`, `remove`, `delete_user`, `clear`, `save_dirty`) are
+/// made one at a time by the caller (`SearchCore` holds its write lock);
+/// searches run beside them and beside each other.
 pub struct VectorIndexes {
     dir: PathBuf,
-    users: RwLock<HashMap<Uuid, Arc<UserIndex>>>,
-    dirty: Mutex<HashSet<Uuid>>,
+    users: OpenUsers<UserIndex>,
 }
 
 impl VectorIndexes {
-    /// Loads every user's index saved in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Indexes saved in `dir`, loaded when first searched or changed.
+    pub fn open(dir: &Path, max_open: usize) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let mut users = HashMap::new();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.extension().is_none_or(|ext| ext != EXTENSION) {
-                continue;
-            }
-            let Some(user_id) = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| Uuid::parse_str(s).ok())
-            else {
-                continue;
-            };
-            let index = Index::new(&options()).map_err(vector_error)?;
-            index.load(&path.to_string_lossy()).map_err(vector_error)?;
-            // A loaded index has only the default thread contexts: without
-            // these, concurrent searches fail ("Reserve capacity ahead").
-            index
-                .reserve_capacity_and_threads(index.capacity().max(index.size()), THREAD_CONTEXTS)
-                .map_err(vector_error)?;
-            users.insert(user_id, UserIndex::new(index));
-        }
         Ok(Self {
             dir: dir.to_owned(),
-            users: RwLock::new(users),
-            dirty: Mutex::new(HashSet::new()),
+            users: OpenUsers::new("vector", max_open),
         })
     }
 
@@ -170,34 +185,52 @@ impl VectorIndexes {
         self.dir.join(format!("{user_id}.{EXTENSION}"))
     }
 
-    fn get(&self, user_id: Uuid) -> Option<Arc<UserIndex>> {
-        self.users.read().ok()?.get(&user_id).cloned()
-    }
-
-    fn get_or_create(&self, user_id: Uuid) -> Result<Arc<UserIndex>> {
-        if let Some(index) = self.get(user_id) {
-            return Ok(index);
-        }
-        let mut users = self
-            .users
-            .write()
-            .map_err(|_| vector_error("vector index map poisoned"))?;
-        if let Some(index) = users.get(&user_id) {
-            return Ok(Arc::clone(index));
+    /// The user's index as saved; `None` when they have none.
+    fn load(&self, user_id: Uuid) -> Result<Option<UserIndex>> {
+        let path = self.path(user_id);
+        if !path.is_file() {
+            return Ok(None);
         }
         let index = Index::new(&options()).map_err(vector_error)?;
+        index.load(&path.to_string_lossy()).map_err(vector_error)?;
+        // A loaded index has only the default thread contexts: without
+        // these, concurrent searches fail ("Reserve capacity ahead").
         index
-            .reserve_capacity_and_threads(64, THREAD_CONTEXTS)
+            .reserve_capacity_and_threads(index.capacity().max(index.size()), THREAD_CONTEXTS)
             .map_err(vector_error)?;
-        let index = UserIndex::new(index);
-        users.insert(user_id, Arc::clone(&index));
-        Ok(index)
+        Ok(Some(UserIndex::new(index)))
     }
 
-    fn mark_dirty(&self, user_id: Uuid) {
-        if let Ok(mut dirty) = self.dirty.lock() {
-            dirty.insert(user_id);
+    /// The user's index, loaded when closed; `None` when they have none.
+    fn get(&self, user_id: Uuid) -> Result<Option<Open<UserIndex>>> {
+        if let Some(user) = self.users.cached(user_id) {
+            return Ok(Some(user));
         }
+        // A user without an index takes no place in the cache.
+        if !self.path(user_id).is_file() {
+            return Ok(None);
+        }
+        self.users.open(user_id, || self.load(user_id))
+    }
+
+    fn get_or_create(&self, user_id: Uuid) -> Result<Open<UserIndex>> {
+        let user = self.users.open(user_id, || match self.load(user_id)? {
+            Some(user) => Ok(Some(user)),
+            None => {
+                let index = Index::new(&options()).map_err(vector_error)?;
+                index
+                    .reserve_capacity_and_threads(64, THREAD_CONTEXTS)
+                    .map_err(vector_error)?;
+                Ok(Some(UserIndex::new(index)))
+            }
+        })?;
+        user.ok_or_else(|| vector_error("a new index was not kept"))
+    }
+
+    /// Saves and closes indexes beyond the cap that nothing uses.
+    fn flush_excess(&self) -> Result<()> {
+        self.users
+            .flush_excess(|user_id, user| user.save(&self.path(user_id)))
     }
 
     pub fn add(&self, user_id: Uuid, vectors: &[(i64, &[f32])]) -> Result<()> {
@@ -217,12 +250,15 @@ impl VectorIndexes {
         for batch in vectors.chunks(WRITE_BATCH) {
             user.add(batch)?;
         }
-        self.mark_dirty(user_id);
-        Ok(())
+        drop(user);
+        self.flush_excess()
     }
 
     pub fn remove(&self, user_id: Uuid, ids: &[i64]) -> Result<()> {
-        let Some(user) = self.get(user_id) else {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let Some(user) = self.get(user_id)? else {
             return Ok(());
         };
         for batch in ids.chunks(WRITE_BATCH) {
@@ -231,32 +267,39 @@ impl VectorIndexes {
                 user.index.remove(key(*id)).map_err(vector_error)?;
             }
         }
-        self.mark_dirty(user_id);
-        Ok(())
+        drop(user);
+        self.flush_excess()
     }
 
-    /// Forgets a user's index in memory and on disk.
+    /// Forgets a user's index in memory and on disk; no search opens it
+    /// again meanwhile.
     pub fn delete_user(&self, user_id: Uuid) -> Result<()> {
-        if let Ok(mut users) = self.users.write() {
-            users.remove(&user_id);
-        }
-        if let Ok(mut dirty) = self.dirty.lock() {
-            dirty.remove(&user_id);
-        }
-        match std::fs::remove_file(self.path(user_id)) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        let path = self.path(user_id);
+        self.users.forget(user_id, |_| {
+            for file in [path.with_extension("partial"), path.clone()] {
+                match std::fs::remove_file(&file) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(err.into());
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
     }
 
-    /// Forgets every index (before a rebuild).
+    /// Forgets every index, open or saved (before a rebuild).
     pub fn clear(&self) -> Result<()> {
-        let users: Vec<Uuid> = self
-            .users
-            .read()
-            .map(|u| u.keys().copied().collect())
-            .unwrap_or_default();
+        let mut users = self.users.users();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let stem = path.file_stem().and_then(|s| s.to_str());
+            if let Some(user_id) = stem.and_then(|s| Uuid::parse_str(s).ok()) {
+                users.push(user_id);
+            }
+        }
+        users.sort_unstable();
+        users.dedup();
         for user_id in users {
             self.delete_user(user_id)?;
         }
@@ -265,7 +308,7 @@ impl VectorIndexes {
 
     /// Returns the `limit` nearest chunks: (chunk id, cosine distance).
     pub fn search(&self, user_id: Uuid, query: &[f32], limit: usize) -> Result<Vec<(i64, f32)>> {
-        let Some(user) = self.get(user_id) else {
+        let Some(user) = self.get(user_id)? else {
             return Ok(Vec::new());
         };
         let _using = user.using();
@@ -273,17 +316,17 @@ impl VectorIndexes {
     }
 
     /// Like [`Self::search`], but `None` instead of waiting while the
-    /// user's index is being changed (a batch of additions, or the index
-    /// growing, which copies it): a caller on an async worker can then
-    /// wait on another thread.
+    /// user's index is closed (loading it reads its file) or being changed
+    /// (a batch of additions, or the index growing, which copies it): a
+    /// caller on an async worker can then wait on another thread.
     pub fn try_search(
         &self,
         user_id: Uuid,
         query: &[f32],
         limit: usize,
     ) -> Result<Option<Vec<(i64, f32)>>> {
-        let Some(user) = self.get(user_id) else {
-            return Ok(Some(Vec::new()));
+        let Some(user) = self.users.cached(user_id) else {
+            return Ok(None);
         };
         let Some(_using) = user.try_using() else {
             return Ok(None);
@@ -291,31 +334,23 @@ impl VectorIndexes {
         user.nearest(query, limit).map(Some)
     }
 
-    /// Writes every changed index to disk (write then rename: a crash never
-    /// leaves a half-written file under the real name).
+    /// Writes every changed index to disk, then closes the idle ones
+    /// beyond the cap.
     pub fn save_dirty(&self) -> Result<()> {
-        let dirty: Vec<Uuid> = self
-            .dirty
-            .lock()
-            .map(|mut d| d.drain().collect())
-            .unwrap_or_default();
-        for user_id in dirty {
-            let Some(user) = self.get(user_id) else {
-                continue;
-            };
-            let path = self.path(user_id);
-            let partial = path.with_extension("partial");
-            let _using = user.using();
-            user.index
-                .save(&partial.to_string_lossy())
-                .map_err(vector_error)?;
-            std::fs::rename(&partial, &path)?;
+        for (user_id, user) in self.users.all() {
+            user.save(&self.path(user_id))?;
         }
+        self.users.shrink();
         Ok(())
     }
 
-    pub fn len(&self, user_id: Uuid) -> usize {
-        self.get(user_id).map_or(0, |user| user.index.size())
+    pub fn len(&self, user_id: Uuid) -> Result<usize> {
+        Ok(self.get(user_id)?.map_or(0, |user| user.index.size()))
+    }
+
+    /// Users whose index is open now.
+    pub fn open_users(&self) -> usize {
+        self.users.len()
     }
 }
 
@@ -371,7 +406,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
         let user = Uuid::new_v4();
         let data = vectors(3_000);
-        let indexes = VectorIndexes::open(&dir).unwrap();
+        let indexes = VectorIndexes::open(&dir, 16).unwrap();
         let pair = |i: usize| (i as i64, data[i].as_slice());
         indexes
             .add(user, &(0..10).map(pair).collect::<Vec<_>>())
@@ -405,7 +440,7 @@ mod tests {
                 assert!(searcher.join().unwrap() > 0);
             }
         });
-        assert_eq!(indexes.len(user), data.len());
+        assert_eq!(indexes.len(user).unwrap(), data.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -414,16 +449,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
         let (user, stranger) = (Uuid::new_v4(), Uuid::new_v4());
         let data = vectors(100);
-        let indexes = VectorIndexes::open(&dir).unwrap();
+        let indexes = VectorIndexes::open(&dir, 16).unwrap();
         indexes.add(user, &numbered(&data)).unwrap();
         let found = indexes.try_search(user, &data[7], 5).unwrap();
         assert_eq!(found, Some(indexes.search(user, &data[7], 5).unwrap()));
         assert_eq!(found.unwrap()[0].0, 7);
-        assert_eq!(
-            indexes.try_search(stranger, &data[7], 5).unwrap(),
-            Some(vec![])
-        );
-        let changing = indexes.get(user).unwrap();
+        // A user without an index, like a closed one, is searched off the
+        // async worker.
+        assert_eq!(indexes.try_search(stranger, &data[7], 5).unwrap(), None);
+        assert!(indexes.search(stranger, &data[7], 5).unwrap().is_empty());
+        let changing = indexes.get(user).unwrap().unwrap();
         let alone = changing.alone();
         assert_eq!(indexes.try_search(user, &data[7], 5).unwrap(), None);
         drop(alone);
@@ -437,12 +472,12 @@ mod tests {
         let user = Uuid::new_v4();
         let data = vectors(EXACT_BELOW + 500);
         {
-            let indexes = VectorIndexes::open(&dir).unwrap();
+            let indexes = VectorIndexes::open(&dir, 16).unwrap();
             indexes.add(user, &numbered(&data)).unwrap();
             indexes.save_dirty().unwrap();
         }
-        let indexes = VectorIndexes::open(&dir).unwrap();
-        assert_eq!(indexes.len(user), data.len());
+        let indexes = VectorIndexes::open(&dir, 16).unwrap();
+        assert_eq!(indexes.len(user).unwrap(), data.len());
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..MAX_CONCURRENT_SEARCHES)
                 .map(|t| {
