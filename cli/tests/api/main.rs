@@ -25,6 +25,7 @@ mod grpc_direct;
 mod isolation_property;
 mod limits;
 mod lockout;
+mod open_indexes;
 mod ops;
 mod readiness;
 mod revocation;
