@@ -17,6 +17,9 @@
 //!    16-client phase it prints a gauge of the machine's speed: the model
 //!    alone, called directly for two seconds from as many threads as the
 //!    service runs forward passes at once (one per core for the int8 model).
+//! 5. Restarts the stack (the indexes caught up, so none is opened) and
+//!    times, one client at a time, each of 200 users' first search (their
+//!    indexes closed: cold) and their second (open: hot).
 //!
 //! ```text
 //! make bench-search      # or: cargo run --release -p pai --example bench_search [USERS] [BIG]
@@ -50,6 +53,8 @@ const CHUNKS_PER_SMALL_USER: usize = 200;
 const CHUNKS_PER_SOURCE: usize = 20;
 /// Candidates per list, as the service asks for k = 5.
 const CANDIDATES: usize = 20;
+/// Users whose first (cold) and second (hot) search are timed.
+const COLD_USERS: usize = 200;
 
 struct Seed {
     text: Vec<String>,
@@ -354,11 +359,40 @@ async fn main() -> anyhow::Result<()> {
     );
     seed_user.wait_all(&bulk).await?;
 
-    // 5. The same work without the services: model, tantivy, usearch in process.
+    // 5. Cold and hot: no user's index is open after a restart.
+    bench.restart().await?;
+    let mut cold = Vec::new();
+    let mut hot = Vec::new();
+    for (i, &user) in small.iter().step_by(5).take(COLD_USERS).enumerate() {
+        let client = bench.client(&token(&keys, user));
+        // A different query each time.
+        for (turn, samples) in [&mut cold, &mut hot].into_iter().enumerate() {
+            let started = Instant::now();
+            client
+                .search(&queries[(i * 7 + turn) % queries.len()], "hybrid")
+                .await?;
+            samples.push(started.elapsed());
+        }
+    }
+    cold.sort();
+    hot.sort();
+    println!(
+        "{}",
+        report(
+            "service (a), 1 client, a user's first search (closed indexes)",
+            &cold
+        )
+    );
+    println!(
+        "{}",
+        report("service (a), 1 client, their second (open indexes)", &hot)
+    );
+
+    // 6. The same work without the services: model, tantivy, usearch in process.
     bench.stop().await?;
     let dir = bench.vector_db();
-    let text = TextIndex::open(&text_index_dir(&dir))?;
-    let vectors = VectorIndexes::open(&dir.join("vectors"))?;
+    let text = TextIndex::open(&text_index_dir(&dir), small.len() + 1)?;
+    let vectors = VectorIndexes::open(&dir.join("vectors"), small.len() + 1)?;
     let mut embed_only = Vec::new();
     for query in &queries {
         let started = Instant::now();
