@@ -60,6 +60,21 @@ async fn admins_list_users_page_by_page() {
     app.finish().await;
 }
 
+/// An admin's `deactivate` or `reactivate` of user `id`.
+async fn set_active(
+    app: &crate::helpers::TestApp,
+    admin_token: &str,
+    id: &str,
+    action: &str,
+) -> crate::helpers::Response {
+    app.post(
+        &format!("/api/admin/users/{id}/{action}"),
+        Some(admin_token),
+        json!({}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_login() {
     let app = spawn_app().await;
@@ -69,13 +84,7 @@ async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_l
     let admin_token = admin["access_token"].as_str().unwrap();
     let id = victim["user"]["id"].as_str().unwrap();
 
-    let r = app
-        .post(
-            &format!("/api/admin/users/{id}/deactivate"),
-            Some(admin_token),
-            json!({}),
-        )
-        .await;
+    let r = set_active(&app, admin_token, id, "deactivate").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["is_active"], false);
     app.until_unauthorized(
@@ -86,13 +95,7 @@ async fn admin_deactivation_refuses_the_users_tokens_and_reactivation_restores_l
     .await;
     app.login("vera", PASSWORD).await.assert_problem(403);
 
-    let r = app
-        .post(
-            &format!("/api/admin/users/{id}/reactivate"),
-            Some(admin_token),
-            json!({}),
-        )
-        .await;
+    let r = set_active(&app, admin_token, id, "reactivate").await;
     assert_eq!(r.body["is_active"], true);
     assert_eq!(app.login("vera", PASSWORD).await.status, StatusCode::OK);
     let by: Option<String> =
@@ -123,13 +126,7 @@ async fn only_an_admin_undoes_an_admins_deactivation() {
     let id = victim["user"]["id"].as_str().unwrap();
     let reactivate = json!({"email": "wade@example.com", "password": PASSWORD});
 
-    let r = app
-        .post(
-            &format!("/api/admin/users/{id}/deactivate"),
-            Some(admin_token),
-            json!({}),
-        )
-        .await;
+    let r = set_active(&app, admin_token, id, "deactivate").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
     // The user's own password does not undo it.
@@ -154,13 +151,7 @@ async fn only_an_admin_undoes_an_admins_deactivation() {
     app.login("wade", PASSWORD).await.assert_problem(403);
 
     // A user's own deactivation is theirs to undo.
-    let r = app
-        .post(
-            &format!("/api/admin/users/{id}/reactivate"),
-            Some(admin_token),
-            json!({}),
-        )
-        .await;
+    let r = set_active(&app, admin_token, id, "reactivate").await;
     assert_eq!(r.body["is_active"], true);
     let token = app.login("wade", PASSWORD).await.body["access_token"]
         .as_str()

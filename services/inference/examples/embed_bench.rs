@@ -103,49 +103,10 @@ async fn main() -> anyhow::Result<()> {
         "direct (in process, the service's default model, one call at a time): {direct:.0} tokens/s"
     );
 
-    let env = Env::from_process()
-        .with("EMBEDDING_MODEL_PATH", model)
-        .with("JWT_SECRET_KEY", SECRET);
-    let settings = InferenceSettings::from_env(&env)?;
-    let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let (listener, addr) = bind("127.0.0.1:0").await?;
-    let shutdown = CancellationToken::new();
-    // Its own LocalServers: the client below goes over loopback TCP.
-    let server = tokio::spawn(serve(
-        settings,
-        listener,
-        shutdown.clone(),
-        LocalServers::default(),
-    ));
-    let client = InferenceInternalClient::with_interceptor(
-        channel(&format!("http://{addr}"))?,
-        ServiceCredential::new(keys, "bench"),
-    )
-    .max_decoding_message_size(16 * 1024 * 1024);
-    client
-        .clone()
-        .embed(bulk(&requests[0][..1]))
-        .await
-        .context("warm-up call")?;
-
-    // Two callers keep the worker busy while the other's answer travels.
+    // Its own LocalServers: the client goes over loopback TCP.
+    let service = Service::start(&model, None).await?;
     let started = Instant::now();
-    let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(chunks.len());
-    for pair in requests.chunks(2) {
-        let calls = pair.iter().map(|texts| {
-            let mut client = client.clone();
-            async move { client.embed(bulk(texts)).await }
-        });
-        for response in futures::future::try_join_all(calls).await? {
-            vectors.extend(
-                response
-                    .into_inner()
-                    .embeddings
-                    .into_iter()
-                    .map(|e| e.values),
-            );
-        }
-    }
+    let vectors = service.embed_all(&requests).await?;
     let grpc = tokens as f64 / started.elapsed().as_secs_f64();
     println!("gRPC Embed (bulk):   {grpc:.0} tokens/s");
     println!("ratio gRPC / direct: {:.2} (target >= 0.9)", grpc / direct);
@@ -160,9 +121,87 @@ async fn main() -> anyhow::Result<()> {
         "lowest cosine, gRPC vs the f32 model on the text alone: {lowest:.6} (target >= 0.99)"
     );
 
-    shutdown.cancel();
-    server.await??;
-    Ok(())
+    service.stop().await
+}
+
+/// An inference service on loopback and a client of it.
+struct Service {
+    client: InferenceInternalClient<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            ServiceCredential,
+        >,
+    >,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    /// Starts the service on `model` at `precision` (the settings' default
+    /// when `None`) and warms it up with one call.
+    async fn start(model: &str, precision: Option<Precision>) -> anyhow::Result<Self> {
+        let env = Env::from_process()
+            .with("EMBEDDING_MODEL_PATH", model)
+            .with("JWT_SECRET_KEY", SECRET);
+        let mut settings = InferenceSettings::from_env(&env)?;
+        if let Some(precision) = precision {
+            settings.precision = precision;
+        }
+        let keys = Arc::new(JwtKeys::new(&settings.jwt));
+        let (listener, addr) = bind("127.0.0.1:0").await?;
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            settings,
+            listener,
+            shutdown.clone(),
+            LocalServers::default(),
+        ));
+        let client = InferenceInternalClient::with_interceptor(
+            channel(&format!("http://{addr}"))?,
+            ServiceCredential::new(keys, "bench"),
+        )
+        .max_decoding_message_size(16 * 1024 * 1024);
+        client
+            .clone()
+            .embed(EmbedRequest {
+                texts: vec![QUERY.to_owned()],
+                priority: Priority::Bulk as i32,
+            })
+            .await
+            .context("warm-up call")?;
+        Ok(Self {
+            client,
+            shutdown,
+            server,
+        })
+    }
+
+    /// Embeds every request in bulk, two callers at a time so the workers
+    /// stay busy while the other's answer travels.
+    async fn embed_all(&self, requests: &[Vec<String>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let mut vectors = Vec::new();
+        for pair in requests.chunks(2) {
+            let calls = pair.iter().map(|texts| {
+                let mut client = self.client.clone();
+                async move { client.embed(bulk(texts)).await }
+            });
+            for response in futures::future::try_join_all(calls).await? {
+                vectors.extend(
+                    response
+                        .into_inner()
+                        .embeddings
+                        .into_iter()
+                        .map(|e| e.values),
+                );
+            }
+        }
+        Ok(vectors)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await?
+    }
 }
 
 /// A query of about 12 tokens, as search embeds it.
@@ -223,39 +262,9 @@ async fn run_engine(
     requests: &[Vec<String>],
     tokens: usize,
 ) -> anyhow::Result<EngineRun> {
-    let env = Env::from_process()
-        .with("EMBEDDING_MODEL_PATH", model)
-        .with("JWT_SECRET_KEY", SECRET);
-    let mut settings = InferenceSettings::from_env(&env)?;
-    settings.precision = precision;
-    let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let (listener, addr) = bind("127.0.0.1:0").await?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(serve(
-        settings,
-        listener,
-        shutdown.clone(),
-        LocalServers::default(),
-    ));
-    let client = InferenceInternalClient::with_interceptor(
-        channel(&format!("http://{addr}"))?,
-        ServiceCredential::new(keys, "bench"),
-    )
-    .max_decoding_message_size(16 * 1024 * 1024);
-    client
-        .clone()
-        .embed(bulk(&requests[0][..1]))
-        .await
-        .context("warm-up call")?;
-
+    let service = Service::start(model, Some(precision)).await?;
     let started = Instant::now();
-    for pair in requests.chunks(2) {
-        let calls = pair.iter().map(|texts| {
-            let mut client = client.clone();
-            async move { client.embed(bulk(texts)).await }
-        });
-        futures::future::try_join_all(calls).await?;
-    }
+    service.embed_all(requests).await?;
     let tokens_per_second = tokens as f64 / started.elapsed().as_secs_f64();
 
     let mut latencies = Vec::with_capacity(QUERY_SAMPLES);
@@ -265,13 +274,12 @@ async fn run_engine(
             priority: Priority::Interactive as i32,
         };
         let started = Instant::now();
-        client.clone().embed(request).await?;
+        service.client.clone().embed(request).await?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    shutdown.cancel();
-    server.await??;
+    service.stop().await?;
     Ok(EngineRun {
         precision,
         tokens_per_second,
