@@ -147,7 +147,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let deletions = Arc::clone(&core);
-    let events_task = tokio::spawn(pai_common::amqp::consume_user_deleted_with(
+    let events_task = tokio::spawn(pai_common::amqp::consume_user_deleted(
         settings.amqp.clone(),
         settings.event_retry,
         "documents",

@@ -11,7 +11,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, message::Delivery};
 use pai_common::amqp::{self, AmqpError};
 use pai_common::config::AmqpSettings;
@@ -95,23 +95,7 @@ async fn declare(
             FieldTable::default(),
         )
         .await?;
-    // Expired retries go back to the ingest queue through the default exchange.
-    let mut retry_args = FieldTable::default();
-    retry_args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("".into()),
-    );
-    retry_args.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(queues.ingest.as_str().into()),
-    );
-    channel
-        .queue_declare(&queues.retry, durable, retry_args)
-        .await?;
-    channel
-        .queue_declare(&queues.dead, durable, FieldTable::default())
-        .await?;
-    Ok(())
+    amqp::declare_retry_and_dead(channel, &queues.ingest, &queues.retry, &queues.dead).await
 }
 
 async fn consume(

@@ -23,8 +23,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use self::consumer::{
-    EventRetry, UserDeleted, consume_events, consume_user_deleted, consume_user_deleted_with,
-    failed_deliveries,
+    EventRetry, UserDeleted, consume_events, consume_user_deleted, failed_deliveries,
 };
 use crate::config::AmqpSettings;
 
@@ -105,6 +104,35 @@ pub const SUBSCRIPTIONS: [Subscription; 3] = [
         routing_key: "ingest.document",
     },
 ];
+
+/// Declares the durable side queues of `queue`: `retry`, whose messages go
+/// back to `queue` through the default exchange when their time-to-live
+/// expires, and `dead`, which keeps what was given up on.
+pub async fn declare_retry_and_dead(
+    channel: &Channel,
+    queue: &str,
+    retry: &str,
+    dead: &str,
+) -> Result<(), AmqpError> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let mut retry_args = FieldTable::default();
+    retry_args.insert(
+        "x-dead-letter-exchange".into(),
+        lapin::types::AMQPValue::LongString("".into()),
+    );
+    retry_args.insert(
+        "x-dead-letter-routing-key".into(),
+        lapin::types::AMQPValue::LongString(queue.into()),
+    );
+    channel.queue_declare(retry, durable, retry_args).await?;
+    channel
+        .queue_declare(dead, durable, FieldTable::default())
+        .await?;
+    Ok(())
+}
 
 /// Declares the durable queue `queue` (without arguments) and binds it to
 /// `routing_key` on the events exchange.

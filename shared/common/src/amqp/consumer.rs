@@ -12,13 +12,15 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use tokio_util::sync::CancellationToken;
 
-use super::{AmqpError, MAX_BACKOFF, USER_DELETED, connect, declare_bound_queue};
+use super::{
+    AmqpError, MAX_BACKOFF, USER_DELETED, connect, declare_bound_queue, declare_retry_and_dead,
+};
 use crate::config::{AmqpSettings, ConfigError, Env};
 
 /// The header counting an event's failed deliveries.
@@ -143,26 +145,8 @@ async fn declare(
 ) -> Result<(), AmqpError> {
     super::declare_events_exchange(channel, &settings.events_exchange).await?;
     declare_bound_queue(channel, &settings.events_exchange, queue, routing_key).await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
     let (retry, dead) = side_queues(queue);
-    // Expired retries go back to the queue through the default exchange.
-    let mut retry_args = FieldTable::default();
-    retry_args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("".into()),
-    );
-    retry_args.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(queue.into()),
-    );
-    channel.queue_declare(&retry, durable, retry_args).await?;
-    channel
-        .queue_declare(&dead, durable, FieldTable::default())
-        .await?;
-    Ok(())
+    declare_retry_and_dead(channel, queue, &retry, &dead).await
 }
 
 async fn consume_once<F, Fut>(
@@ -254,21 +238,8 @@ async fn set_aside(
 /// Erases every deleted user's data in `service`: consumes `user.deleted`
 /// through the queue `{exchange}.{service}.user-deleted` and calls `erase`
 /// with the user id (which returns how many items it removed). Failures are
-/// retried as [`EventRetry::default`] says.
+/// retried as `retry` says, then dead-lettered.
 pub async fn consume_user_deleted<F, Fut>(
-    settings: AmqpSettings,
-    service: &'static str,
-    shutdown: CancellationToken,
-    erase: F,
-) where
-    F: Fn(uuid::Uuid) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = Result<u64, String>> + Send,
-{
-    consume_user_deleted_with(settings, EventRetry::default(), service, shutdown, erase).await;
-}
-
-/// [`consume_user_deleted`] with its own retry settings.
-pub async fn consume_user_deleted_with<F, Fut>(
     settings: AmqpSettings,
     retry: EventRetry,
     service: &'static str,
