@@ -4,8 +4,7 @@
 //!
 //! Prints: ingest pages/s from upload to `indexed`; recall@5 over every
 //! fact of the corpus manifests for `bm25`, `vector` and `hybrid` with all
-//! documents in one account, and hybrid p50 at one client, for each BM25
-//! variant ([`common::TEXT_VARIANTS`]) in turn; and search p50/p99 at 16 concurrent clients,
+//! documents in one account; and search p50/p99 at 16 concurrent clients,
 //! idle and while a bulk ingest runs beside it.
 
 mod common;
@@ -13,8 +12,8 @@ mod common;
 use std::time::Instant;
 
 use common::{
-    Bench, CLIENTS, TEXT_VARIANTS, corpus_dir, facts, latency, normalize, percentile, report,
-    stage_means, stage_seconds,
+    Bench, CLIENTS, corpus_dir, facts, latency, normalize, percentile, report, stage_means,
+    stage_seconds,
 };
 
 const SEARCH_STAGES: &str = "pai_search_stage_seconds";
@@ -24,7 +23,7 @@ const LATENCY_SECONDS: u64 = 10;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut bench = Bench::start().await?;
+    let bench = Bench::start().await?;
     let client = bench.user("bench").await?;
 
     // 1. Ingest the corpus.
@@ -54,65 +53,27 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     println!(
-        "recall@5 over {} facts of indexed documents, all in one account, and hybrid p50 at 1 client, per BM25 variant:",
+        "recall@5 over {} facts of indexed documents, all in one account:",
         facts.len()
     );
-    let token = client.token.clone();
-    let mut figures: Vec<(&str, Vec<usize>, f64)> = Vec::new();
-    for (label, analyzer, collector) in TEXT_VARIANTS {
-        let ready = bench.use_text_variant(analyzer, collector).await?;
-        let client = bench.client(&token);
-        let mut recalls = Vec::new();
-        for mode in ["bm25", "vector", "hybrid"] {
-            let mut found = 0;
-            for fact in &facts {
-                let body = client.search(&fact.question, mode).await?;
-                let wanted = normalize(&fact.answer);
-                let doc_id = &by_file[&fact.file]["id"];
-                let hit = body["hits"].as_array().into_iter().flatten().any(|h| {
-                    &h["source"]["id"] == doc_id
-                        && normalize(h["text"].as_str().unwrap_or_default()).contains(&wanted)
-                });
-                found += usize::from(hit);
-            }
-            recalls.push(found);
+    for mode in ["bm25", "vector", "hybrid"] {
+        let mut found = 0;
+        for fact in &facts {
+            let body = client.search(&fact.question, mode).await?;
+            let wanted = normalize(&fact.answer);
+            let doc_id = &by_file[&fact.file]["id"];
+            let hit = body["hits"].as_array().into_iter().flatten().any(|h| {
+                &h["source"]["id"] == doc_id
+                    && normalize(h["text"].as_str().unwrap_or_default()).contains(&wanted)
+            });
+            found += usize::from(hit);
         }
-        // Three passes over the questions, one at a time.
-        let mut one = Vec::new();
-        for _ in 0..3 {
-            for fact in &facts {
-                let started = Instant::now();
-                client.search(&fact.question, "hybrid").await?;
-                one.push(started.elapsed());
-            }
-        }
-        one.sort();
-        let p50 = percentile(&one, 0.5);
-        let shown: Vec<String> = recalls
-            .iter()
-            .map(|found| format!("{found} ({:.2})", *found as f64 / facts.len() as f64))
-            .collect();
         println!(
-            "  {label:<27} bm25 / vector / hybrid {}; hybrid p50 {p50:.2} ms (ready after {:.1} s)",
-            shown.join(" / "),
-            ready.as_secs_f64()
-        );
-        figures.push((label, recalls, p50));
-    }
-    let (reference, reference_recalls, reference_p50) = figures[0].clone();
-    for (label, recalls, p50) in &figures[1..] {
-        let ratios: Vec<String> = recalls
-            .iter()
-            .zip(&reference_recalls)
-            .map(|(found, base)| format!("{:.2}", *found as f64 / (*base).max(1) as f64))
-            .collect();
-        println!(
-            "  {label} against {reference}: recall ratio bm25 / vector / hybrid {}; p50 ratio {:.2}",
-            ratios.join(" / "),
-            p50 / reference_p50.max(0.001)
+            "  {mode:<7} {found}/{} = {:.2}",
+            facts.len(),
+            found as f64 / facts.len() as f64
         );
     }
-    let client = bench.client(&token);
 
     // 3. Search latency, idle and beside a bulk ingest.
     let queries: Vec<String> = facts.iter().map(|f| f.question.clone()).collect();

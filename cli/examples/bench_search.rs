@@ -20,8 +20,6 @@
 //! 5. Restarts the stack (the indexes caught up, so none is opened) and
 //!    times, one client at a time, each of 200 users' first search (their
 //!    indexes closed: cold) and their second (open: hot).
-//! 6. For each BM25 variant ([`common::TEXT_VARIANTS`]) in turn, restarts
-//!    the stack on it and times (a) and (b) at one client.
 //!
 //! ```text
 //! make bench-search      # or: cargo run --release -p pai --example bench_search [USERS] [BIG]
@@ -34,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common::{
-    Bench, CLIENTS, Client, TEXT_VARIANTS, corpus_dir, facts, latency, percentile, report, settle,
-    stage_means, stage_seconds,
+    Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, settle, stage_means,
+    stage_seconds,
 };
 use pai_common::config::JwtSettings;
 use pai_common::identity::{JwtKeys, UserContext};
@@ -390,58 +388,7 @@ async fn main() -> anyhow::Result<()> {
         report("service (a), 1 client, their second (open indexes)", &hot)
     );
 
-    // 6. Each BM25 variant in turn, on the same data: restart on it
-    // (rebuilding when its analyzer differs), let merges settle, open the
-    // users' indexes with one pass over the questions, then time three
-    // passes one at a time.
-    let mut figures: Vec<(&str, f64, f64)> = Vec::new();
-    for (label, analyzer, collector) in TEXT_VARIANTS {
-        let ready = bench.use_text_variant(analyzer, collector).await?;
-        settle(Duration::from_secs(300)).await?;
-        let mut p50s = Vec::new();
-        for (set, users) in [("(a)", &small), ("(b)", &vec![big])] {
-            let clients: Vec<Client> = users
-                .iter()
-                .map(|&user| bench.client(&token(&keys, user)))
-                .collect();
-            for (i, query) in queries.iter().enumerate() {
-                clients[(i * 7) % clients.len()]
-                    .search(query, "hybrid")
-                    .await?;
-            }
-            let before = stage_seconds(&bench, "pai_search_stage_seconds").await?;
-            let mut one = Vec::new();
-            for _ in 0..3 {
-                for (i, query) in queries.iter().enumerate() {
-                    let started = Instant::now();
-                    clients[(i * 7) % clients.len()]
-                        .search(query, "hybrid")
-                        .await?;
-                    one.push(started.elapsed());
-                }
-            }
-            let after = stage_seconds(&bench, "pai_search_stage_seconds").await?;
-            one.sort();
-            println!(
-                "variant {label}, {set}: {} (ready after {:.1} s); mean ms per query inside search: {}",
-                report("1 client", &one),
-                ready.as_secs_f64(),
-                stage_means(&before, &after, one.len())
-            );
-            p50s.push(percentile(&one, 0.5));
-        }
-        figures.push((label, p50s[0], p50s[1]));
-    }
-    let (reference, a_p50, b_p50) = figures[0];
-    for (label, a, b) in &figures[1..] {
-        println!(
-            "variant {label} against {reference}: 1-client p50 ratio (a) {:.2}, (b) {:.2}",
-            a / a_p50.max(0.001),
-            b / b_p50.max(0.001)
-        );
-    }
-
-    // 7. The same work without the services: model, tantivy, usearch in process.
+    // 6. The same work without the services: model, tantivy, usearch in process.
     bench.stop().await?;
     let dir = bench.vector_db();
     let text = TextIndex::open(&text_index_dir(&dir), small.len() + 1)?;

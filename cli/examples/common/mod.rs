@@ -138,17 +138,6 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
-/// The BM25 variants measured side by side: a label, then
-/// `SEARCH_TEXT_ANALYZER` and `SEARCH_TEXT_COLLECTOR`. The first is the
-/// reference the others' ratios are to; it runs again last (a check on
-/// drift within the run) and leaves the stack on the default.
-pub const TEXT_VARIANTS: [(&str, &str, &str); 4] = [
-    ("pai", "pai", "pai"),
-    ("pai analysis + TopDocs", "pai", "tantivy"),
-    ("tantivy analysis + TopDocs", "tantivy", "tantivy"),
-    ("pai (again)", "pai", "pai"),
-];
-
 /// A stack on a fresh database `pai_bench_{id}`, dropped by [`Bench::finish`].
 pub struct Bench {
     pub env: Env,
@@ -246,21 +235,6 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("the stack never became ready")
-    }
-
-    /// Restarts the stack on a BM25 variant (a rebuild when its analyzer
-    /// differs from the last one's); returns the time until ready.
-    pub async fn use_text_variant(
-        &mut self,
-        analyzer: &str,
-        collector: &str,
-    ) -> anyhow::Result<Duration> {
-        self.env = self
-            .env
-            .clone()
-            .with("SEARCH_TEXT_ANALYZER", analyzer)
-            .with("SEARCH_TEXT_COLLECTOR", collector);
-        self.restart().await
     }
 
     pub async fn stop(&mut self) -> anyhow::Result<()> {

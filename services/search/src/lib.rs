@@ -35,7 +35,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 pub use crate::service::{Mode, SearchCore};
-use crate::text_index::{Analyzer, Collector, Variant};
 
 pub const SCHEMA: &str = "search";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/search");
@@ -55,9 +54,6 @@ pub struct SearchSettings {
     /// Users whose indexes stay open when idle, of each kind (BM25,
     /// vectors); the least recently used beyond it are closed.
     pub open_users_max: usize,
-    /// The BM25 analyzer and collector (`SEARCH_TEXT_ANALYZER`,
-    /// `SEARCH_TEXT_COLLECTOR`: `pai` or `tantivy`).
-    pub text_variant: Variant,
     pub inference_url: String,
     /// Where the revocation feed is read, so that a revoked session's token
     /// is refused here too.
@@ -82,29 +78,10 @@ impl SearchSettings {
                 }
                 max => max,
             },
-            text_variant: Variant {
-                analyzer: match choice(env, "SEARCH_TEXT_ANALYZER")? {
-                    false => Analyzer::Pai,
-                    true => Analyzer::Tantivy,
-                },
-                collector: match choice(env, "SEARCH_TEXT_COLLECTOR")? {
-                    false => Collector::Pai,
-                    true => Collector::Tantivy,
-                },
-            },
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             event_retry: EventRetry::from_env(env)?,
         })
-    }
-}
-
-/// Whether the setting `name` chooses `tantivy` over `pai` (the default).
-fn choice(env: &Env, name: &str) -> Result<bool, ConfigError> {
-    match env.string(name, "pai").as_str() {
-        "pai" => Ok(false),
-        "tantivy" => Ok(true),
-        _ => Err(ConfigError::new(name, "must be pai or tantivy")),
     }
 }
 
@@ -127,7 +104,6 @@ pub async fn open(
         pool,
         settings.vector_db_path.clone(),
         settings.open_users_max,
-        settings.text_variant,
         embedder,
     )
     .await

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{Result, SearchError};
 use crate::index_thread::IndexThread;
 use crate::repo::{self, ChunkRow, NewChunk, Source};
-use crate::text_index::{Analyzer, Filters, TextIndex, Variant};
+use crate::text_index::{Filters, TextIndex};
 use crate::vector_index::VectorIndexes;
 
 /// Reciprocal rank fusion constant (Cormack et al.).
@@ -47,17 +47,6 @@ const REBUILD_PAGE: i64 = 2_000;
 /// compared by inner product, each chunk's row in the document store;
 /// 6: one BM25 index per user.
 const INDEX_FORMAT: u32 = 6;
-/// The format of indexes analysed by tantivy's stemmer and stop words
-/// ([`Analyzer::Tantivy`]), kept beside format 6 while both are measured.
-const TANTIVY_INDEX_FORMAT: u32 = 7;
-
-/// The index format of `analyzer`.
-const fn index_format(analyzer: Analyzer) -> u32 {
-    match analyzer {
-        Analyzer::Pai => INDEX_FORMAT,
-        Analyzer::Tantivy => TANTIVY_INDEX_FORMAT,
-    }
-}
 
 pub type Embedder = InferenceInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
@@ -97,8 +86,6 @@ pub struct SearchCore {
     /// Bounds concurrent index searches (usearch's thread contexts).
     searches: tokio::sync::Semaphore,
     generation_file: PathBuf,
-    /// The format the generation file records.
-    format: u32,
     /// Bounds concurrent BM25 searches to the cores: each is a thread of the
     /// blocking pool, and with one per query at 16 clients, ~20 runnable
     /// threads shared two cores, the async workers (HTTP, gRPC) and the
@@ -124,24 +111,22 @@ impl SearchCore {
         pool: PgPool,
         dir: PathBuf,
         open_users_max: usize,
-        variant: Variant,
         embedder: Embedder,
     ) -> Result<Self> {
-        let format = index_format(variant.analyzer);
-        let text_dir = analyzer_index_dir(&dir, variant.analyzer);
+        let text_dir = text_index_dir(&dir);
         let vector_dir = dir.join("vectors");
         remove_other_formats(&dir, &text_dir)?;
         // The writers start on the index thread, so tantivy's threads
         // inherit its priority.
         let index_thread = IndexThread::start()?;
         let (text, vectors) = tokio::try_join!(
-            index_thread.run(move || TextIndex::open_variant(&text_dir, open_users_max, variant)),
+            index_thread.run(move || TextIndex::open(&text_dir, open_users_max)),
             blocking(move || VectorIndexes::open(&vector_dir, open_users_max)),
         )?;
         let generation_file = dir.join("generation");
         let on_disk = std::fs::read_to_string(&generation_file)
             .ok()
-            .and_then(|s| parse_generation(&s, format));
+            .and_then(|s| parse_generation(&s));
         let core = Self {
             pool,
             text: Arc::new(text),
@@ -151,7 +136,6 @@ impl SearchCore {
             writes: tokio::sync::Mutex::new(on_disk.unwrap_or(-1)),
             searches: tokio::sync::Semaphore::new(crate::vector_index::MAX_CONCURRENT_SEARCHES),
             generation_file,
-            format,
             text_searches: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
@@ -197,11 +181,10 @@ impl SearchCore {
     async fn persist(&self, generation: i64) -> Result<()> {
         let vectors = Arc::clone(&self.vectors);
         let file = self.generation_file.clone();
-        let format = self.format;
         blocking(move || {
             vectors.save_dirty()?;
             let partial = file.with_extension("partial");
-            std::fs::write(&partial, format!("{format}:{generation}"))?;
+            std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
             std::fs::rename(&partial, &file)?;
             Ok(())
         })
@@ -543,12 +526,7 @@ fn plain_snippet(text: &str) -> String {
 
 /// Where the BM25 index of this format lives under `VECTOR_DB_PATH`.
 pub fn text_index_dir(dir: &std::path::Path) -> PathBuf {
-    analyzer_index_dir(dir, Analyzer::Pai)
-}
-
-/// Where the BM25 index analysed by `analyzer` lives under `VECTOR_DB_PATH`.
-pub fn analyzer_index_dir(dir: &std::path::Path, analyzer: Analyzer) -> PathBuf {
-    dir.join(format!("text-{}", index_format(analyzer)))
+    dir.join(format!("text-{INDEX_FORMAT}"))
 }
 
 /// Removes BM25 indexes of other formats (`text` was format 1).
@@ -562,14 +540,7 @@ fn remove_other_formats(dir: &std::path::Path, current: &std::path::Path) -> Res
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let measured = [Analyzer::Pai, Analyzer::Tantivy]
-            .map(|analyzer| analyzer_index_dir(dir, analyzer))
-            .contains(&path);
-        if (name == "text" || name.starts_with("text-"))
-            && path != current
-            && !measured
-            && path.is_dir()
-        {
+        if (name == "text" || name.starts_with("text-")) && path != current && path.is_dir() {
             tracing::info!(dir = %path.display(), "removing a BM25 index of another format");
             std::fs::remove_dir_all(&path)?;
         }
@@ -578,9 +549,9 @@ fn remove_other_formats(dir: &std::path::Path, current: &std::path::Path) -> Res
 }
 
 /// The generation a generation file records, when it is of this format.
-fn parse_generation(contents: &str, expected: u32) -> Option<i64> {
+fn parse_generation(contents: &str) -> Option<i64> {
     let (format, generation) = contents.trim().split_once(':')?;
-    if format.parse::<u32>().ok()? != expected {
+    if format.parse::<u32>().ok()? != INDEX_FORMAT {
         return None;
     }
     generation.parse().ok()
@@ -615,11 +586,10 @@ mod tests {
 
     #[test]
     fn indexes_of_another_format_are_behind() {
-        let f = INDEX_FORMAT;
-        assert_eq!(parse_generation(&format!("{f}:42\n"), f), Some(42));
-        assert_eq!(parse_generation("42", f), None);
-        assert_eq!(parse_generation(&format!("{}:42", f + 1), f), None);
-        assert_eq!(parse_generation("x:y", f), None);
+        assert_eq!(parse_generation(&format!("{INDEX_FORMAT}:42\n")), Some(42));
+        assert_eq!(parse_generation("42"), None);
+        assert_eq!(parse_generation(&format!("{}:42", INDEX_FORMAT + 1)), None);
+        assert_eq!(parse_generation("x:y"), None);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
-use tantivy::collector::TopDocs;
 use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, TermQuery,
@@ -50,33 +49,6 @@ const WRITER_MEMORY: usize = 50_000_000;
 const MAX_OPEN_WRITERS: usize = 8;
 /// The chunk id's field name.
 const ID: &str = "id";
-
-/// How BM25 analyses text: `Pai`, the prefix stems, compound parts and
-/// question stop words of [`analysis`]; `Tantivy`, tantivy's English
-/// `Stemmer` and `StopWordFilter` (no parts). Each has its own index format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Analyzer {
-    #[default]
-    Pai,
-    Tantivy,
-}
-
-/// How the best hits are collected: `Pai`, one heap across segments
-/// ([`TopHits`]); `Tantivy`, tantivy's `TopDocs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Collector {
-    #[default]
-    Pai,
-    Tantivy,
-}
-
-/// The BM25 variant an index runs (`SEARCH_TEXT_ANALYZER`,
-/// `SEARCH_TEXT_COLLECTOR`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Variant {
-    pub analyzer: Analyzer,
-    pub collector: Collector,
-}
 
 /// Filters applied inside the index.
 #[derive(Debug, Clone, Default)]
@@ -120,7 +92,6 @@ struct UserText {
 
 pub struct TextIndex {
     dir: PathBuf,
-    variant: Variant,
     users: OpenUsers<UserText>,
     schema: Schema,
     fields: Fields,
@@ -193,18 +164,13 @@ impl Resident for UserText {
 }
 
 impl UserText {
-    fn open(dir: &Path, schema: Schema, analyzer: Analyzer) -> Result<Self> {
+    fn open(dir: &Path, schema: Schema) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| SearchError::TextIndex(e.into()))?;
         let index = Index::open_or_create(directory, schema)?;
         index.tokenizers().register(WORDS, analysis::words());
-        match analyzer {
-            Analyzer::Pai => index.tokenizers().register(STEMS, Derived::stems()),
-            Analyzer::Tantivy => index
-                .tokenizers()
-                .register(STEMS, analysis::tantivy_stems()),
-        }
+        index.tokenizers().register(STEMS, Derived::stems());
         index.tokenizers().register(PARTS, Derived::parts());
         let reader = index
             .reader_builder()
@@ -273,16 +239,10 @@ impl TextIndex {
     /// when absent. A user's index is opened when first used; at most
     /// `max_open` idle ones stay open.
     pub fn open(dir: &Path, max_open: usize) -> Result<Self> {
-        Self::open_variant(dir, max_open, Variant::default())
-    }
-
-    /// [`Self::open`] with the BM25 `variant`.
-    pub fn open_variant(dir: &Path, max_open: usize, variant: Variant) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = schema();
         Ok(Self {
             dir: dir.to_owned(),
-            variant,
             users: OpenUsers::new("text", max_open),
             schema,
             fields,
@@ -319,7 +279,7 @@ impl TextIndex {
             if !create && !dir.is_dir() {
                 return Ok(None);
             }
-            UserText::open(&dir, self.schema.clone(), self.variant.analyzer).map(Some)
+            UserText::open(&dir, self.schema.clone()).map(Some)
         })
     }
 
@@ -368,7 +328,7 @@ impl TextIndex {
             let f = &self.fields;
             user.change(|writer| {
                 for c in rows {
-                    let mut document = doc!(
+                    writer.add_document(doc!(
                         f.id => c.id,
                         f.user => c.user_id.to_string(),
                         f.source => source_key(c.user_id, &c.source_kind, c.source_id),
@@ -381,11 +341,8 @@ impl TextIndex {
                         f.created => c.created_at.timestamp_micros(),
                         f.text => c.text.as_str(),
                         f.stems => c.text.as_str(),
-                    );
-                    if self.variant.analyzer == Analyzer::Pai {
-                        document.add_text(f.parts, c.text.as_str());
-                    }
-                    writer.add_document(document)?;
+                        f.parts => c.text.as_str(),
+                    ))?;
                 }
                 Ok(())
             })?;
@@ -531,30 +488,20 @@ impl TextIndex {
                 Box::new(BoostQuery::new(Box::new(query), weight)),
             )
         };
-        let pai = self.variant.analyzer == Analyzer::Pai;
-        let words = if pai {
-            analysis::query_words(query)
-        } else {
-            analysis::tantivy_query_words(query)
-        };
+        let words = analysis::query_words(query);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut stems: HashSet<String> = HashSet::new();
+        let mut stems: HashSet<&str> = HashSet::new();
         for word in &words {
             clauses.push(term(f.text, word, 1.0));
             if !loosely {
                 continue;
             }
             clauses.push(term(f.title, word, TITLE_WEIGHT));
-            let stem = if pai {
-                clauses.push(term(f.parts, word, PART_WEIGHT));
-                analysis::stem(word).map(str::to_owned)
-            } else {
-                analysis::tantivy_stem(word)
-            };
-            if let Some(stem) = stem
-                && stems.insert(stem.clone())
+            clauses.push(term(f.parts, word, PART_WEIGHT));
+            if let Some(stem) = analysis::stem(word)
+                && stems.insert(stem)
             {
-                clauses.push(term(f.stems, &stem, STEM_WEIGHT));
+                clauses.push(term(f.stems, stem, STEM_WEIGHT));
             }
         }
         Box::new(BooleanQuery::new(clauses))
@@ -616,29 +563,21 @@ impl TextIndex {
         } else {
             self.filtered_query(query, filters)
         };
-        let top = match self.variant.collector {
-            Collector::Tantivy if limit == 0 => Vec::new(),
-            Collector::Tantivy => {
-                searcher.search(&*query, &TopDocs::with_limit(limit).order_by_score())?
-            }
-            Collector::Pai => {
-                let weight = query.weight(EnableScoring::enabled_from_searcher(&searcher))?;
-                let mut top = TopHits::new(limit);
-                for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                    let segment_ord = ord as u32;
-                    let alive = segment.alive_bitset();
-                    weight.for_each_pruning(top.threshold(), segment, &mut |doc, score| {
-                        if alive.is_none_or(|a| a.is_alive(doc)) {
-                            top.push(score, segment_ord, doc);
-                        }
-                        top.threshold()
-                    })?;
+        let weight = query.weight(EnableScoring::enabled_from_searcher(&searcher))?;
+        let mut top = TopHits::new(limit);
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let segment_ord = ord as u32;
+            let alive = segment.alive_bitset();
+            weight.for_each_pruning(top.threshold(), segment, &mut |doc, score| {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    top.push(score, segment_ord, doc);
                 }
-                top.into_sorted()
-            }
-        };
+                top.threshold()
+            })?;
+        }
         let mut columns = Vec::new();
         columns.resize_with(searcher.segment_readers().len(), || None);
+        let top = top.into_sorted();
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let column = match &mut columns[address.segment_ord as usize] {

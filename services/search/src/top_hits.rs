@@ -1,8 +1,10 @@
 //! The best `k` BM25 hits over every segment of a search, kept in one heap so
 //! that the score a hit must beat (the threshold tantivy's block-max WAND
 //! prunes with) carries from one segment to the next and is always the
-//! exact k-th best (tantivy's public `TopNComputer` raises its bound only
-//! every k hits; its exact heap is private).
+//! exact k-th best. tantivy's `TopDocs` keeps an exact heap per segment but
+//! starts each segment from no bound: on bench-search (b), one user of
+//! 20,000 chunks, its BM25 stage took 0.49-0.55 ms a
+//! query against this heap's 0.27-0.35 ms (same run, 2026-12-06).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
