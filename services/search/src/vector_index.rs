@@ -37,7 +37,7 @@ fn options() -> IndexOptions {
         // floats keep 11 bits of each unit vector's components (cosines
         // within ~1e-4 of F32's), halve the memory a search reads, and made
         // HNSW search on 100,000 real embeddings 1.6x faster than F32 at the
-        // same recall@20 (docs/BENCHMARKS.md); BF16 lost recall, I8 more.
+        // same recall@20 (ADR 0004); BF16 lost recall, I8 more.
         quantization: ScalarKind::F16,
         connectivity: 16,
         expansion_add: 128,
