@@ -120,6 +120,27 @@ async fn parallel_wrong_passwords_are_counted_before_they_are_verified() {
     app.finish().await;
 }
 
+/// Attempts being verified count toward the limit but never lock: only a
+/// verified wrong password does. So a user's right logins sent at once
+/// (several devices, a retrying client) all succeed.
+#[tokio::test]
+async fn right_passwords_sent_at_once_never_lock_their_own_account() {
+    let app = spawn_app_with(Options::default().var("RATE_LIMIT_RPS", "0")).await;
+    app.register("tess").await;
+    let logins = (0..12).map(|_| app.login("tess", PASSWORD));
+    for r in futures::future::join_all(logins).await {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let row: (i32, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT failed_logins, locked_until FROM auth.users WHERE username = 'tess'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(row, (0, None));
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn password_checks_behind_a_session_share_the_lockout() {
     let app = spawn_app_with(

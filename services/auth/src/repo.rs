@@ -116,54 +116,75 @@ pub async fn find_by_session(
 /// The outcome of counting a password attempt before it is verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
-    /// The attempt may be verified; `locks_until` is set when this attempt
-    /// reached the limit and locked the account (a right password clears it).
-    Granted { locks_until: Option<DateTime<Utc>> },
+    /// The attempt was counted and may be verified.
+    Granted,
     /// The account is locked until then: the password must not be checked.
     Locked(DateTime<Utc>),
+    /// The limit's worth of attempts are being verified right now: this one
+    /// may be counted once one of them ends (a right password clears the
+    /// count, a wrong one may lock the account).
+    Full,
 }
 
 /// Counts a password attempt as failed before it is verified, in one atomic
-/// update: concurrent attempts serialise on the row, so at most `limit` of
-/// them get through before the lock, however many arrive at once. A right
-/// password then clears the count ([`clear_failures`]).
-pub async fn reserve_attempt(
+/// update that succeeds only while fewer than `limit` are counted: attempts
+/// sent at once serialise on the row, so at most `limit` of them are ever
+/// verified before the lock, however many arrive. A right password then
+/// clears the count ([`clear_failures`]); a wrong one locks the account once
+/// the count reached the limit ([`lock_if_limit_reached`]). Only a verified
+/// wrong password locks: attempts still being verified do not, so several
+/// right logins at once never lock their own account.
+pub async fn reserve_attempt(pool: &PgPool, user_id: Uuid, limit: i32) -> Result<Reservation> {
+    let counted: Option<i32> = sqlx::query_scalar(
+        "UPDATE auth.users SET failed_logins = failed_logins + 1 \
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now()) \
+           AND failed_logins < $2 \
+         RETURNING failed_logins",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_optional(pool)
+    .await?;
+    if counted.is_some() {
+        return Ok(Reservation::Granted);
+    }
+    let locked: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT locked_until FROM auth.users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+            .flatten();
+    Ok(match locked {
+        Some(until) if until > Utc::now() => Reservation::Locked(until),
+        // Not locked (or the user is gone, which the caller's next read
+        // finds): the count is full of attempts in progress.
+        Some(_) | None => Reservation::Full,
+    })
+}
+
+/// After a wrong password: locks the account for `lock_for` when the count
+/// has reached `limit` (and restarts the count). Returns the lock's end when
+/// the account is locked now, by this call or another.
+pub async fn lock_if_limit_reached(
     pool: &PgPool,
     user_id: Uuid,
     limit: i32,
     lock_for: chrono::Duration,
-) -> Result<Reservation> {
-    // The row may unlock between the two statements; a second round settles it.
-    for _ in 0..3 {
-        let granted: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-            "UPDATE auth.users SET \
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + $3 END, \
-               failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END \
-             WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now()) \
-             RETURNING locked_until",
-        )
-        .bind(user_id)
-        .bind(limit)
-        .bind(lock_for)
-        .fetch_optional(pool)
-        .await?;
-        if let Some(locks_until) = granted {
-            return Ok(Reservation::Granted { locks_until });
-        }
-        let locked: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT locked_until FROM auth.users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(pool)
-                .await?
-                .flatten();
-        match locked {
-            Some(until) if until > Utc::now() => return Ok(Reservation::Locked(until)),
-            // The lock ended meanwhile, or the user is gone (the update then
-            // matches nothing again and the loop ends).
-            Some(_) | None => {}
-        }
-    }
-    Ok(Reservation::Locked(Utc::now() + lock_for))
+) -> Result<Option<DateTime<Utc>>> {
+    let locked: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "UPDATE auth.users SET \
+           locked_until = CASE WHEN failed_logins >= $2 AND (locked_until IS NULL OR locked_until <= now()) \
+                          THEN now() + $3 ELSE locked_until END, \
+           failed_logins = CASE WHEN failed_logins >= $2 THEN 0 ELSE failed_logins END \
+         WHERE id = $1 RETURNING locked_until",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .bind(lock_for)
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    Ok(locked.filter(|until| *until > Utc::now()))
 }
 
 pub async fn clear_failures(pool: &PgPool, user_id: Uuid) -> Result<()> {

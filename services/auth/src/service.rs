@@ -15,6 +15,11 @@ use crate::repo::{self, Actor, Attempt, AttemptKind, NewUser, Reservation, Revok
 use crate::session_cache::SessionCache;
 use crate::tokens;
 
+/// How often an attempt that found the count full of attempts in progress
+/// asks again, and for how long before it is answered [`AuthError::Busy`].
+const RESERVATION_POLL: Duration = Duration::from_millis(20);
+const MAX_RESERVATION_WAIT: Duration = Duration::from_secs(10);
+
 /// Lockout settings (ASVS 6.3.1).
 #[derive(Debug, Clone, Copy)]
 pub struct Lockout {
@@ -194,7 +199,6 @@ impl AuthService {
         wrong: AuthError,
     ) -> Result<()> {
         let limit = i32::try_from(self.lockout.attempts).unwrap_or(i32::MAX);
-        let lock_for = chrono_duration(self.lockout.duration);
         let attempt = |password_checked, success| Attempt {
             user_id: Some(user.id),
             ip,
@@ -202,13 +206,22 @@ impl AuthService {
             password_checked,
             success,
         };
-        let locks_until = match repo::reserve_attempt(&self.pool, user.id, limit, lock_for).await? {
-            Reservation::Locked(until) => {
-                repo::record_attempt(&self.pool, attempt(false, false)).await?;
-                return Err(AuthError::Locked { until });
+        // While the limit's worth of attempts are being verified, wait for
+        // one of them to end rather than refuse a right password.
+        let waiting_since = Instant::now();
+        loop {
+            match repo::reserve_attempt(&self.pool, user.id, limit).await? {
+                Reservation::Granted => break,
+                Reservation::Locked(until) => {
+                    repo::record_attempt(&self.pool, attempt(false, false)).await?;
+                    return Err(AuthError::Locked { until });
+                }
+                Reservation::Full if waiting_since.elapsed() < MAX_RESERVATION_WAIT => {
+                    tokio::time::sleep(RESERVATION_POLL).await;
+                }
+                Reservation::Full => return Err(AuthError::Busy),
             }
-            Reservation::Granted { locks_until } => locks_until,
-        };
+        }
         if self.hasher.verify(password, &user.password_hash).await? {
             repo::clear_failures(&self.pool, user.id).await?;
             // A login's success is recorded with its session.
@@ -218,10 +231,13 @@ impl AuthService {
             return Ok(());
         }
         repo::record_attempt(&self.pool, attempt(true, false)).await?;
-        Err(match locks_until {
-            Some(until) => AuthError::Locked { until },
-            None => wrong,
-        })
+        let lock_for = chrono_duration(self.lockout.duration);
+        Err(
+            match repo::lock_if_limit_reached(&self.pool, user.id, limit, lock_for).await? {
+                Some(until) => AuthError::Locked { until },
+                None => wrong,
+            },
+        )
     }
 
     /// Checks a password for a login, applying lockout. Unknown logins and
