@@ -24,25 +24,6 @@ const OPEN_MAX: usize = 50;
 /// for a one-chunk segment); a vector index is read whole, mapping none.
 const MAPS_A_USER: usize = 8;
 
-/// Open files and memory maps of this process in `dir` (other tests of
-/// this binary run beside this one: their folders are not counted).
-fn held_under(dir: &Path) -> (usize, usize) {
-    let dir = dir.to_string_lossy().into_owned();
-    let files = std::fs::read_dir("/proc/self/fd")
-        .map(|fds| {
-            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-                .filter(|target| target.to_string_lossy().starts_with(&dir))
-                .count()
-        })
-        .unwrap_or_default();
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.contains(&dir))
-        .count();
-    (files, maps)
-}
-
 fn all_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -61,7 +42,7 @@ impl Sampler {
         let thread = std::thread::spawn(move || {
             let mut most = (0, 0);
             while !stopping.load(Ordering::Relaxed) {
-                let held = held_under(&dir);
+                let held = pai_search::held_under(&dir);
                 most = (most.0.max(held.0), most.1.max(held.1));
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -140,7 +121,7 @@ async fn two_thousand_users_behind_a_cap_of_fifty_open_indexes() {
         .map(|_| (Uuid::new_v4(), Uuid::new_v4()))
         .collect();
     let fds_before = all_fds();
-    let held_before = held_under(&app.data_dir);
+    let held_before = pai_search::held_under(&app.data_dir);
 
     // One tiny chunk each, embedded by the model and stored straight into
     // `search.chunks`; the restart rebuilds the indexes from it.
@@ -230,7 +211,7 @@ async fn two_thousand_users_behind_a_cap_of_fifty_open_indexes() {
     // A restart with the indexes caught up opens none of them: each is
     // opened by its user's first search.
     app.restart(false).await;
-    let held_restarted = held_under(&app.data_dir);
+    let held_restarted = pai_search::held_under(&app.data_dir);
     assert_eq!(held_restarted, (0, 0), "a user's index opened at start");
     let sampler = Sampler::start(app.data_dir.clone());
     let cold = search_each(&app, &keys, &users, 0..USERS, expected).await;

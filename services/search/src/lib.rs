@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+pub use crate::open_users::held_under;
 pub use crate::service::{Mode, SearchCore};
 
 pub const SCHEMA: &str = "search";

@@ -7,8 +7,6 @@
     reason = "a test should fail loudly where it stands"
 )]
 
-use std::path::Path;
-
 use pai_search::repo::ChunkRow;
 use pai_search::text_index::{Filters, TextIndex};
 use pai_search::vector_index::{DIMENSIONS, VectorIndexes};
@@ -47,22 +45,6 @@ fn chunk(user_id: Uuid, n: usize, id: i64) -> ChunkRow {
         text: format!("ledger{n} shared invoice number {id}"),
         created_at: chrono::DateTime::from_timestamp_micros(1_764_000_000_000_000).expect("a time"),
     }
-}
-
-/// Open files and memory maps of this process under `dir`.
-fn held_under(dir: &Path) -> (usize, usize) {
-    let dir = dir.to_string_lossy().into_owned();
-    let files = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with(&dir))
-        .count();
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter(|line| line.contains(&dir))
-        .count();
-    (files, maps)
 }
 
 fn all_fds() -> usize {
@@ -122,7 +104,7 @@ fn two_thousand_users_behind_a_cap_of_fifty() {
         }
         vectors.save_dirty().unwrap();
         let hits = search_all(&text, &vectors, &users, || {});
-        let held = held_under(&dir);
+        let held = pai_search::held_under(&dir);
         println!(
             "no cap, {USERS} users open: {} text and {} vector indexes, {} files and {} maps held under the index folder; {} fds in all (at start {fds_at_start})",
             text.open_users(),
@@ -145,11 +127,11 @@ fn two_thousand_users_behind_a_cap_of_fifty() {
     let vectors = VectorIndexes::open(&dir.join("vectors"), OPEN_MAX).unwrap();
     assert_eq!((text.open_users(), vectors.open_users()), (0, 0));
     let fds_before = all_fds();
-    let held_before = held_under(&dir);
+    let held_before = pai_search::held_under(&dir);
     let mut most = (0, 0, 0);
     let mut most_open = 0;
     let mut sample = || {
-        let (files, maps) = held_under(&dir);
+        let (files, maps) = pai_search::held_under(&dir);
         most = (most.0.max(files), most.1.max(maps), most.2.max(all_fds()));
         most_open = most_open.max(text.open_users().max(vectors.open_users()));
     };
@@ -158,7 +140,7 @@ fn two_thousand_users_behind_a_cap_of_fifty() {
         assert_eq!(found, expected);
     }
     let fds_after = all_fds();
-    let held_after = held_under(&dir);
+    let held_after = pai_search::held_under(&dir);
     println!(
         "cap {OPEN_MAX}: at most {most_open} users open; under the index folder {held_before:?} (files, maps) before, at most ({}, {}) while searching {USERS} users twice, {held_after:?} after; fds in all {fds_before} before, at most {} while, {fds_after} after",
         most.0, most.1, most.2
@@ -212,6 +194,6 @@ fn two_thousand_users_behind_a_cap_of_fifty() {
     assert!(text.open_users() <= OPEN_MAX && vectors.open_users() <= OPEN_MAX);
 
     drop((text, vectors));
-    assert_eq!(held_under(&dir), (0, 0), "everything closed");
+    assert_eq!(pai_search::held_under(&dir), (0, 0), "everything closed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
