@@ -396,23 +396,14 @@ impl TestApp {
             let _ = channel
                 .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
                 .await;
-            for suffix in [
-                "documents.ingest",
-                "documents.ingest.retry",
-                "documents.ingest.dead",
-                "documents.user-deleted",
-                "documents.user-deleted.retry",
-                "documents.user-deleted.dead",
-                "search.user-deleted",
-                "search.user-deleted.retry",
-                "search.user-deleted.dead",
-            ] {
-                let _ = channel
-                    .queue_delete(
-                        &format!("{}.{suffix}", self.exchange),
-                        lapin::options::QueueDeleteOptions::default(),
-                    )
-                    .await;
+            for subscription in pai_common::amqp::SUBSCRIPTIONS {
+                let queue = subscription.queue(&self.exchange);
+                let (retry, dead) = pai_common::amqp::side_queues(&queue);
+                for name in [queue, retry, dead] {
+                    let _ = channel
+                        .queue_delete(&name, lapin::options::QueueDeleteOptions::default())
+                        .await;
+                }
             }
         }
     }

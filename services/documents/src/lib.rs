@@ -150,7 +150,7 @@ pub async fn serve(
     let events_task = tokio::spawn(pai_common::amqp::consume_user_deleted(
         settings.amqp.clone(),
         settings.event_retry,
-        "documents",
+        pai_common::amqp::DOCUMENTS_USER_DELETED,
         shutdown.clone(),
         move |user_id| {
             let core = Arc::clone(&deletions);

@@ -22,7 +22,7 @@ use crate::repo::{self, DocumentRow, ListFilter, NewDocument};
 pub type SearchClient = SearchInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
 /// The routing key of ingest jobs on the events exchange.
-pub const INGEST_ROUTING_KEY: &str = "ingest.document";
+pub const INGEST_ROUTING_KEY: &str = pai_common::amqp::DOCUMENTS_INGEST.routing_key;
 const SOURCE_KIND: &str = "document";
 
 /// An ingest job, as published through the outbox.

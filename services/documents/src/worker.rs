@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, message::Delivery};
@@ -17,7 +17,7 @@ use pai_common::amqp::{self, AmqpError};
 use pai_common::config::AmqpSettings;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::{DocumentsCore, INGEST_ROUTING_KEY, IngestJob, Outcome};
+use crate::service::{DocumentsCore, IngestJob, Outcome};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -32,11 +32,12 @@ pub struct Queues {
 
 impl Queues {
     pub fn new(exchange: &str) -> Self {
-        let ingest = format!("{exchange}.documents.ingest");
+        let ingest = amqp::DOCUMENTS_INGEST.queue(exchange);
+        let (retry, dead) = amqp::side_queues(&ingest);
         Self {
-            retry: format!("{ingest}.retry"),
-            dead: format!("{ingest}.dead"),
             ingest,
+            retry,
+            dead,
         }
     }
 }
@@ -73,31 +74,6 @@ pub async fn run(core: Arc<DocumentsCore>, settings: WorkerSettings, shutdown: C
     }
 }
 
-async fn declare(
-    channel: &Channel,
-    settings: &AmqpSettings,
-    queues: &Queues,
-) -> Result<(), AmqpError> {
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    amqp::declare_events_exchange(channel, &settings.events_exchange).await?;
-    channel
-        .queue_declare(&queues.ingest, durable, FieldTable::default())
-        .await?;
-    channel
-        .queue_bind(
-            &queues.ingest,
-            &settings.events_exchange,
-            INGEST_ROUTING_KEY,
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    amqp::declare_retry_and_dead(channel, &queues.ingest, &queues.retry, &queues.dead).await
-}
-
 async fn consume(
     core: &Arc<DocumentsCore>,
     settings: &WorkerSettings,
@@ -112,7 +88,13 @@ async fn consume(
     channel
         .basic_qos(settings.concurrency, BasicQosOptions::default())
         .await?;
-    declare(&channel, &settings.amqp, &queues).await?;
+    amqp::declare_consumer_queues(
+        &channel,
+        &settings.amqp.events_exchange,
+        &queues.ingest,
+        amqp::DOCUMENTS_INGEST.routing_key,
+    )
+    .await?;
     let consumer = channel
         .basic_consume(
             &queues.ingest,

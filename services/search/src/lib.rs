@@ -137,7 +137,7 @@ pub async fn serve(
     let events = tokio::spawn(pai_common::amqp::consume_user_deleted(
         settings.amqp.clone(),
         settings.event_retry,
-        "search",
+        pai_common::amqp::SEARCH_USER_DELETED,
         shutdown.clone(),
         move |user_id| {
             let core = Arc::clone(&core);

@@ -83,41 +83,60 @@ impl Subscription {
 /// The routing key of account deletions.
 pub const USER_DELETED: &str = "user.deleted";
 
+/// The queue of the documents service's `user.deleted` consumer.
+pub const DOCUMENTS_USER_DELETED: Subscription = Subscription {
+    service: "documents",
+    purpose: "user-deleted",
+    routing_key: USER_DELETED,
+};
+
+/// The queue of the search service's `user.deleted` consumer.
+pub const SEARCH_USER_DELETED: Subscription = Subscription {
+    service: "search",
+    purpose: "user-deleted",
+    routing_key: USER_DELETED,
+};
+
+/// The documents service's ingest jobs.
+pub const DOCUMENTS_INGEST: Subscription = Subscription {
+    service: "documents",
+    purpose: "ingest",
+    routing_key: "ingest.document",
+};
+
 /// Every queue pai's services consume events from. The outbox relay
 /// declares them all before it publishes, so an event published before its
 /// consumer first started waits in the consumer's queue instead of being
 /// dropped by the exchange.
 pub const SUBSCRIPTIONS: [Subscription; 3] = [
-    Subscription {
-        service: "documents",
-        purpose: "user-deleted",
-        routing_key: USER_DELETED,
-    },
-    Subscription {
-        service: "search",
-        purpose: "user-deleted",
-        routing_key: USER_DELETED,
-    },
-    Subscription {
-        service: "documents",
-        purpose: "ingest",
-        routing_key: "ingest.document",
-    },
+    DOCUMENTS_USER_DELETED,
+    SEARCH_USER_DELETED,
+    DOCUMENTS_INGEST,
 ];
 
-/// Declares the durable side queues of `queue`: `retry`, whose messages go
-/// back to `queue` through the default exchange when their time-to-live
-/// expires, and `dead`, which keeps what was given up on.
-pub async fn declare_retry_and_dead(
+/// The retry and dead-letter queues beside `queue`.
+pub fn side_queues(queue: &str) -> (String, String) {
+    (format!("{queue}.retry"), format!("{queue}.dead"))
+}
+
+/// Declares what a consumer of `queue` reads from: the events exchange,
+/// `queue` bound to `routing_key`, and its side queues ([`side_queues`]):
+/// the retry queue, whose messages go back to `queue` through the default
+/// exchange when their time-to-live expires, and the dead-letter queue,
+/// which keeps what was given up on.
+pub async fn declare_consumer_queues(
     channel: &Channel,
+    exchange: &str,
     queue: &str,
-    retry: &str,
-    dead: &str,
+    routing_key: &str,
 ) -> Result<(), AmqpError> {
+    declare_events_exchange(channel, exchange).await?;
+    declare_bound_queue(channel, exchange, queue, routing_key).await?;
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
+    let (retry, dead) = side_queues(queue);
     let mut retry_args = FieldTable::default();
     retry_args.insert(
         "x-dead-letter-exchange".into(),
@@ -127,9 +146,9 @@ pub async fn declare_retry_and_dead(
         "x-dead-letter-routing-key".into(),
         lapin::types::AMQPValue::LongString(queue.into()),
     );
-    channel.queue_declare(retry, durable, retry_args).await?;
+    channel.queue_declare(&retry, durable, retry_args).await?;
     channel
-        .queue_declare(dead, durable, FieldTable::default())
+        .queue_declare(&dead, durable, FieldTable::default())
         .await?;
     Ok(())
 }

@@ -18,9 +18,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    AmqpError, MAX_BACKOFF, USER_DELETED, connect, declare_bound_queue, declare_retry_and_dead,
-};
+use super::{AmqpError, MAX_BACKOFF, Subscription, connect, declare_consumer_queues, side_queues};
 use crate::config::{AmqpSettings, ConfigError, Env};
 
 /// The header counting an event's failed deliveries.
@@ -132,23 +130,6 @@ pub async fn consume_events<F, Fut>(
     }
 }
 
-/// The retry and dead-letter queues beside `queue`.
-fn side_queues(queue: &str) -> (String, String) {
-    (format!("{queue}.retry"), format!("{queue}.dead"))
-}
-
-async fn declare(
-    channel: &Channel,
-    settings: &AmqpSettings,
-    queue: &str,
-    routing_key: &str,
-) -> Result<(), AmqpError> {
-    super::declare_events_exchange(channel, &settings.events_exchange).await?;
-    declare_bound_queue(channel, &settings.events_exchange, queue, routing_key).await?;
-    let (retry, dead) = side_queues(queue);
-    declare_retry_and_dead(channel, queue, &retry, &dead).await
-}
-
 async fn consume_once<F, Fut>(
     settings: &AmqpSettings,
     retry: EventRetry,
@@ -167,7 +148,7 @@ where
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     channel.basic_qos(16, BasicQosOptions::default()).await?;
-    declare(&channel, settings, queue, routing_key).await?;
+    declare_consumer_queues(&channel, &settings.events_exchange, queue, routing_key).await?;
     let mut consumer = channel
         .basic_consume(
             queue,
@@ -235,27 +216,28 @@ async fn set_aside(
     Ok(())
 }
 
-/// Erases every deleted user's data in `service`: consumes `user.deleted`
-/// through the queue `{exchange}.{service}.user-deleted` and calls `erase`
-/// with the user id (which returns how many items it removed). Failures are
+/// Erases every deleted user's data in a service: consumes `user.deleted`
+/// through `subscription`'s queue (one of [`super::SUBSCRIPTIONS`]) and
+/// calls `erase` with the user id (which returns how many items it removed). Failures are
 /// retried as `retry` says, then dead-lettered.
 pub async fn consume_user_deleted<F, Fut>(
     settings: AmqpSettings,
     retry: EventRetry,
-    service: &'static str,
+    subscription: Subscription,
     shutdown: CancellationToken,
     erase: F,
 ) where
     F: Fn(uuid::Uuid) -> Fut + Send + Sync,
     Fut: std::future::Future<Output = Result<u64, String>> + Send,
 {
-    let queue = format!("{}.{service}.user-deleted", settings.events_exchange);
+    let queue = subscription.queue(&settings.events_exchange);
+    let service = subscription.service;
     let erase = &erase;
     consume_events(
         settings,
         retry,
         queue,
-        USER_DELETED,
+        subscription.routing_key,
         shutdown,
         move |body| async move {
             let event: UserDeleted = serde_json::from_slice(&body)
