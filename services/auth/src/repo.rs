@@ -387,7 +387,7 @@ pub async fn revoke_sessions(
 }
 
 /// One row of the revocation feed.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct RevocationRow {
     pub seq: i64,
     pub session_id: Uuid,
@@ -410,20 +410,39 @@ pub const FEED_PAGE: usize = 10_000;
 /// row of a later one is read again next time (verifiers add a session
 /// twice harmlessly).
 pub async fn revocation_feed(pool: &PgPool, cursor: i64) -> Result<(Vec<RevocationRow>, i64)> {
-    // Taken before the read: a transaction below it finished before the
-    // read's snapshot, so the read sees its rows.
-    let xmin: i64 =
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(pool)
-            .await?;
-    let rows: Vec<RevocationRow> = sqlx::query_as(
-        "SELECT seq, session_id, expires_at, xid::text::bigint AS xid FROM auth.revocations \
-         WHERE xid >= $1::text::xid8 AND expires_at > now() ORDER BY xid, seq LIMIT $2",
+    // One statement, one snapshot: every transaction below the snapshot's
+    // xmin had finished when it was taken, so the rows it wrote are read.
+    type Row = (
+        i64,
+        Option<i64>,
+        Option<Uuid>,
+        Option<DateTime<Utc>>,
+        Option<i64>,
+    );
+    let read: Vec<Row> = sqlx::query_as(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, \
+                r.seq, r.session_id, r.expires_at, r.xid \
+         FROM (SELECT) AS snapshot LEFT JOIN LATERAL ( \
+           SELECT seq, session_id, expires_at, xid::text::bigint AS xid FROM auth.revocations \
+           WHERE xid >= $1::text::xid8 AND expires_at > now() ORDER BY xid, seq LIMIT $2 \
+         ) r ON true",
     )
     .bind(cursor.to_string())
     .bind(FEED_PAGE as i64)
     .fetch_all(pool)
     .await?;
+    let xmin = read.first().map_or(cursor, |row| row.0);
+    let rows: Vec<RevocationRow> = read
+        .into_iter()
+        .filter_map(|(_, seq, session_id, expires_at, xid)| {
+            Some(RevocationRow {
+                seq: seq?,
+                session_id: session_id?,
+                expires_at: expires_at?,
+                xid: xid?,
+            })
+        })
+        .collect();
     let next = match (rows.first(), rows.last()) {
         // A full page: go on from the last transaction read (its rows again),
         // or past it when one transaction filled the page.
