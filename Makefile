@@ -26,6 +26,7 @@ export PAI_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 # Default models (scripts/install-models.sh puts them here; tests read them too).
 export PAI_MODELS_DIR ?= $(HOME)/.cache/pai/models
 export EMBEDDING_MODEL_PATH ?= $(PAI_MODELS_DIR)/all-minilm-l6-v2
+export LLM_MODEL_PATH ?= $(PAI_MODELS_DIR)/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 

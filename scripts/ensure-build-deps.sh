@@ -2,8 +2,8 @@
 # Install the Debian packages the build needs, only those that are missing.
 set -euo pipefail
 
-# Add to this list as the build grows (e.g. cmake clang libclang-dev for llama-cpp-2).
-BUILD_DEPS="build-essential pkg-config"
+# cmake, clang and libclang-dev build llama.cpp (llama-cpp-2: cmake and bindgen).
+BUILD_DEPS="build-essential pkg-config cmake clang libclang-dev"
 
 say() { echo "ensure-build-deps: $*"; }
 

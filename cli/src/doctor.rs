@@ -34,7 +34,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs every check; the only change it makes is creating a missing data folder.
 pub async fn run(env: &Env) -> Vec<Finding> {
-    let mut findings = vec![config(env)];
+    let mut findings = vec![config(env), language_model(env)];
     findings.extend(postgres(env).await);
     findings.push(rabbitmq(env).await);
     for (name, default) in [
@@ -52,6 +52,7 @@ fn config(env: &Env) -> Finding {
         .map(drop)
         .and_then(|()| pai_gateway::GatewaySettings::from_env(env).map(drop))
         .and_then(|()| pai_inference::InferenceSettings::from_env(env).map(drop))
+        .and_then(|()| pai_inference::AskSettings::from_env(env).map(drop))
         .and_then(|()| pai_search::SearchSettings::from_env(env).map(drop))
         .and_then(|()| pai_documents::DocumentsSettings::from_env(env).map(drop));
     match result {
@@ -152,6 +153,20 @@ async fn rabbitmq(env: &Env) -> Finding {
             "rabbitmq",
             "no answer within 3 s",
             "start RabbitMQ (`make services`) or fix AMQP_URL",
+        ),
+    }
+}
+
+/// The GGUF the answers come from: present, readable and GGUF.
+fn language_model(env: &Env) -> Finding {
+    let path = env.string("LLM_MODEL_PATH", pai_inference::DEFAULT_LLM_MODEL_PATH);
+    let check = format!("LLM_MODEL_PATH ({path})");
+    match pai_inference::llm::check_model_file(Path::new(&path)) {
+        Ok(()) => Finding::ok(check),
+        Err(reason) => Finding::problem(
+            check,
+            reason,
+            "install the default model with `make models`, or point LLM_MODEL_PATH at a GGUF file",
         ),
     }
 }

@@ -14,7 +14,7 @@ use pai_common::Env;
 use pai_common::grpc::LocalServers;
 use pai_documents::DocumentsSettings;
 use pai_gateway::GatewaySettings;
-use pai_inference::InferenceSettings;
+use pai_inference::{AskSettings, InferenceSettings};
 use pai_search::SearchSettings;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -98,7 +98,8 @@ pub async fn migrate(env: &Env, services: &[Service]) -> anyhow::Result<()> {
             Service::Auth => (pai_auth::SCHEMA, &pai_auth::MIGRATOR),
             Service::Search => (pai_search::SCHEMA, &pai_search::MIGRATOR),
             Service::Documents => (pai_documents::SCHEMA, &pai_documents::MIGRATOR),
-            Service::Inference | Service::Gateway => continue,
+            Service::Inference => (pai_inference::SCHEMA, &pai_inference::MIGRATOR),
+            Service::Gateway => continue,
         };
         pai_common::db::migrate(&pool, schema, migrator).await?;
         tracing::info!(schema, "migrations applied");
@@ -116,8 +117,13 @@ impl Stack {
         let auth = wants(Service::Auth)
             .then(|| AuthSettings::from_env(env))
             .transpose()?;
-        let inference = wants(Service::Inference)
-            .then(|| InferenceSettings::from_env(env))
+        let mut inference = wants(Service::Inference)
+            .then(|| {
+                Ok::<_, pai_common::ConfigError>((
+                    InferenceSettings::from_env(env)?,
+                    AskSettings::from_env(env)?,
+                ))
+            })
             .transpose()?;
         let mut search = wants(Service::Search)
             .then(|| SearchSettings::from_env(env))
@@ -154,6 +160,9 @@ impl Stack {
                 if let Some(search) = search.as_mut() {
                     search.auth_url.clone_from(&url);
                 }
+                if let Some((_, ask)) = inference.as_mut() {
+                    ask.auth_url.clone_from(&url);
+                }
                 if let Some(gateway) = gateway.as_mut() {
                     gateway.services.auth_url = url;
                 }
@@ -162,18 +171,20 @@ impl Stack {
             }
             None => None,
         };
-        if let Some(settings) = inference {
-            let (listener, addr) = bind(&addrs.inference_listen, "INFERENCE_GRPC_ADDR").await?;
-            if let Some(search) = search.as_mut() {
-                search.inference_url = format!("http://{addr}");
+        let inference_listener = match &inference {
+            Some(_) => {
+                let (listener, addr) = bind(&addrs.inference_listen, "INFERENCE_GRPC_ADDR").await?;
+                if let Some(search) = search.as_mut() {
+                    search.inference_url = format!("http://{addr}");
+                }
+                if let Some(gateway) = gateway.as_mut() {
+                    gateway.services.inference_url = format!("http://{addr}");
+                }
+                stack.inference_addr = Some(addr);
+                Some(listener)
             }
-            stack.inference_addr = Some(addr);
-            let (token, local) = (shutdown.clone(), local.clone());
-            tasks.spawn(async move {
-                let result = pai_inference::serve(settings, listener, token, local).await;
-                (Service::Inference, result)
-            });
-        }
+            None => None,
+        };
         if let Some(settings) = search {
             let (listener, addr) = bind(&addrs.search_listen, "SEARCH_GRPC_ADDR").await?;
             if let Some(documents) = documents.as_mut() {
@@ -182,12 +193,28 @@ impl Stack {
             if let Some(gateway) = gateway.as_mut() {
                 gateway.services.search_url = format!("http://{addr}");
             }
+            if let Some((_, ask)) = inference.as_mut() {
+                ask.search_url = format!("http://{addr}");
+            }
             stack.search_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
             let (token, local) = (shutdown.clone(), local.clone());
             tasks.spawn(async move {
                 let result = pai_search::serve(settings, pool, listener, token, local).await;
                 (Service::Search, result)
+            });
+        }
+        if let (Some((settings, ask)), Some(listener)) = (inference, inference_listener) {
+            let pool = pai_common::db::pool(&ask.database)?;
+            let ask = pai_inference::AskService {
+                settings: ask,
+                pool,
+            };
+            let (token, local) = (shutdown.clone(), local.clone());
+            tasks.spawn(async move {
+                let result =
+                    pai_inference::serve(settings, Some(ask), listener, token, local).await;
+                (Service::Inference, result)
             });
         }
         if let Some(settings) = documents {

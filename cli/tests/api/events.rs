@@ -170,7 +170,11 @@ async fn events_published_before_any_consumer_started_wait_in_their_queues() {
 
     let connection = amqp::connect(&amqp_url()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
-    for subscription in [amqp::DOCUMENTS_USER_DELETED, amqp::SEARCH_USER_DELETED] {
+    for subscription in [
+        amqp::DOCUMENTS_USER_DELETED,
+        amqp::SEARCH_USER_DELETED,
+        amqp::INFERENCE_USER_DELETED,
+    ] {
         let queue = subscription.queue(&exchange);
         let message = get_one(&channel, &queue).await;
         let event: amqp::UserDeleted = serde_json::from_slice(&message.delivery.data).unwrap();

@@ -37,6 +37,14 @@ pub fn model_path() -> String {
     })
 }
 
+/// The LLM `make models` installs.
+pub fn llm_path() -> String {
+    std::env::var("LLM_MODEL_PATH").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/pai/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    })
+}
+
 pub fn amqp_url() -> String {
     std::env::var("PAI_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -136,6 +144,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("SEARCH_GRPC_ADDR", "127.0.0.1:0".into()),
         ("INFERENCE_GRPC_ADDR", "127.0.0.1:0".into()),
         ("EMBEDDING_MODEL_PATH", model_path()),
+        ("LLM_MODEL_PATH", llm_path()),
+        // Two answers at a time: tests run side by side on few cores.
+        ("ASK_PARALLEL", "2".into()),
         ("PAI_EXTRACT_PROGRAM", env!("CARGO_BIN_EXE_pai").into()),
         (
             "UPLOAD_PATH",

@@ -1,6 +1,6 @@
 //! A property test of isolation: random users own random (and often the same)
-//! documents; random queries, modes, filters and id probes by any of them
-//! never reach another user's document, file or chunk.
+//! documents; random queries, modes, filters, questions and id probes by any
+//! of them never reach another user's document, file, chunk or query.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -39,6 +39,8 @@ struct World {
     copies: Vec<(usize, String)>,
     /// The words of each indexed corpus file, taken from `search.chunks`.
     words: Vec<Vec<String>>,
+    /// Questions asked so far: (asker index, query id).
+    asked: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 /// One random probe: a user searches words of some document and asks for a
@@ -159,6 +161,7 @@ async fn build_world(app: &TestApp, assignment: &[Vec<&str>]) -> World {
         users,
         copies,
         words,
+        asked: std::sync::Mutex::default(),
     }
 }
 
@@ -227,6 +230,55 @@ async fn check(app: &TestApp, world: &World, probe: &Probe) -> Result<(), TestCa
             "user {} searching {query:?} ({extra}) got another's chunk: {hit}",
             probe.user
         );
+    }
+
+    // Some probes ask the words as a question (a short answer: what is
+    // checked is where its sources come from), then probe someone's query.
+    if probe.k <= 3 {
+        let r = app
+            .post(
+                "/api/queries",
+                Some(&user.token),
+                serde_json::json!({"query": query, "max_tokens": 2, "k": probe.k}),
+            )
+            .await;
+        prop_assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for source in r.body["sources"].as_array().into_iter().flatten() {
+            let id = source["source_id"].as_str().unwrap_or_default();
+            prop_assert!(
+                user.owns.contains(id),
+                "user {} asking {query:?} got another's source: {source}",
+                probe.user
+            );
+        }
+        let id = r.body["id"].as_str().unwrap_or_default().to_owned();
+        let (asker, id) = {
+            let mut asked = world.asked.lock().unwrap();
+            asked.push((probe.user, id));
+            asked[probe.copy % asked.len()].clone()
+        };
+        let query = app.get(&format!("/api/queries/{id}"), &user.token).await;
+        if asker == probe.user {
+            prop_assert_eq!(query.status, StatusCode::OK);
+        } else {
+            prop_assert_eq!(query.status, StatusCode::NOT_FOUND, "{}", query.body);
+        }
+        let listed = app.get("/api/queries?limit=100", &user.token).await;
+        let mine: HashSet<String> = world
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(asker, _)| *asker == probe.user)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let ids: HashSet<String> = listed.body["queries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| q["id"].as_str().map(str::to_owned))
+            .collect();
+        prop_assert_eq!(ids, mine);
     }
 
     let (owner, id) = &world.copies[probe.copy];

@@ -14,6 +14,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod ask;
 mod bad_input;
 mod concurrency;
 mod corpus;

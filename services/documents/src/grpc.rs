@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use pai_common::UserContext;
 use pai_proto::Timestamp;
@@ -69,21 +69,8 @@ fn filter(value: String, allowed: &[&str], name: &str) -> Result<Option<String>,
 }
 
 fn parse_cursor(cursor: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Status> {
-    if cursor.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || {
-        Status::from(DocumentsError::Invalid(
-            "cursor: not a cursor of this list".into(),
-        ))
-    };
-    let (micros, id) = cursor.split_once('_').ok_or_else(invalid)?;
-    let time = micros
-        .parse()
-        .ok()
-        .and_then(|m| Utc.timestamp_micros(m).single())
-        .ok_or_else(invalid)?;
-    Ok(Some((time, Uuid::parse_str(id).map_err(|_| invalid())?)))
+    pai_common::page::parse_cursor(cursor)
+        .map_err(|err| DocumentsError::Invalid(err.to_string()).into())
 }
 
 type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status>> + Send>>;
@@ -152,7 +139,7 @@ impl DocumentService for Grpc {
             .await?;
         let next_cursor = if rows.len() == limit as usize {
             rows.last()
-                .map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id))
+                .map(|r| pai_common::page::cursor(r.created_at, r.id))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -152,6 +152,7 @@ impl Service {
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(
             settings,
+            None,
             listener,
             shutdown.clone(),
             LocalServers::default(),

@@ -20,6 +20,39 @@ pub enum InferenceError {
     Tokenizer(String),
     #[error("model: {0}")]
     Model(String),
+    /// An Ask request that must not be taken: an empty or oversized
+    /// question, a bad filter.
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("no such query")]
+    NotFound,
+    /// The queue of questions is full; try again after `retry_after_secs`.
+    #[error("pai is answering {waiting} other questions; try again in {retry_after_secs} s")]
+    Busy {
+        waiting: usize,
+        retry_after_secs: u64,
+    },
+    #[error("the generation thread has stopped")]
+    GenerationStopped,
+    #[error("database: {0}")]
+    Database(String),
+    /// The user's data was erased (their account is deleted).
+    #[error("this account was deleted")]
+    Erased,
+}
+
+/// SQLSTATE the erased-user trigger raises.
+const ERASED_USER_STATE: &str = "PAI01";
+
+impl From<sqlx::Error> for InferenceError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(ERASED_USER_STATE) => {
+                Self::Erased
+            }
+            _ => Self::Database(err.to_string()),
+        }
+    }
 }
 
 impl From<candle_core::Error> for InferenceError {
@@ -39,10 +72,14 @@ impl From<InferenceError> for ServiceError {
         let code = match &err {
             InferenceError::Invalid(_) => ErrorCode::BadRequest,
             InferenceError::TooManyTexts { .. } => ErrorCode::PayloadTooLarge,
-            InferenceError::Stopped => ErrorCode::Unavailable,
+            InferenceError::Unprocessable(_) => ErrorCode::Unprocessable,
+            InferenceError::NotFound | InferenceError::Erased => ErrorCode::NotFound,
+            InferenceError::Busy { .. } => ErrorCode::TooManyRequests,
+            InferenceError::Stopped | InferenceError::GenerationStopped => ErrorCode::Unavailable,
             InferenceError::Load { .. }
             | InferenceError::Tokenizer(_)
-            | InferenceError::Model(_) => {
+            | InferenceError::Model(_)
+            | InferenceError::Database(_) => {
                 tracing::error!(error = %err, "inference request failed");
                 ErrorCode::Internal
             }
@@ -53,9 +90,24 @@ impl From<InferenceError> for ServiceError {
 
 impl From<InferenceError> for tonic::Status {
     fn from(err: InferenceError) -> Self {
-        ServiceError::from(err).into()
+        let retry_after = match &err {
+            InferenceError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut status: tonic::Status = ServiceError::from(err).into();
+        if let Some(secs) = retry_after
+            && let Ok(value) = secs.to_string().parse()
+        {
+            status.metadata_mut().insert(RETRY_AFTER, value);
+        }
+        status
     }
 }
+
+/// The metadata key of a busy answer: seconds to wait before trying again.
+pub const RETRY_AFTER: &str = "retry-after";
 
 #[cfg(test)]
 mod tests {
@@ -76,9 +128,30 @@ mod tests {
             ),
             (InferenceError::Stopped, Code::Unavailable),
             (InferenceError::Model("shape".into()), Code::Internal),
+            (InferenceError::NotFound, Code::NotFound),
+            (
+                InferenceError::Unprocessable("empty".into()),
+                Code::InvalidArgument,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(tonic::Status::from(err).code(), code);
         }
+    }
+
+    #[test]
+    fn a_busy_answer_says_when_to_retry() {
+        let status = tonic::Status::from(InferenceError::Busy {
+            waiting: 32,
+            retry_after_secs: 4,
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status
+                .metadata()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("4")
+        );
     }
 }

@@ -1,10 +1,15 @@
-//! tonic handlers: thin adapters from protobuf to the [`Batcher`].
+//! tonic handlers: thin adapters from protobuf to the [`Batcher`] and the
+//! [`AskCore`].
 
 use std::sync::Arc;
 
+use pai_common::UserContext;
+use pai_proto::v1::ask_service_server::AskService;
 use pai_proto::v1::{self as pb, embed_request, inference_internal_server::InferenceInternal};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::ask::{AskCore, record};
 use crate::batcher::{Batcher, Priority};
 
 #[derive(Clone)]
@@ -40,6 +45,70 @@ impl InferenceInternal for Grpc {
             model: embedder.name().to_owned(),
             dimensions: u32::try_from(embedder.dimensions()).unwrap_or(u32::MAX),
         }))
+    }
+}
+
+#[derive(Clone)]
+pub struct Ask {
+    pub core: Arc<AskCore>,
+}
+
+#[tonic::async_trait]
+impl AskService for Ask {
+    type AskStream = ReceiverStream<Result<pb::AskEvent, Status>>;
+
+    #[tracing::instrument(skip_all, fields(chars = request.get_ref().query.chars().count()))]
+    async fn ask(
+        &self,
+        request: Request<pb::AskRequest>,
+    ) -> Result<Response<Self::AskStream>, Status> {
+        let user = UserContext::from_request(&request)?;
+        // Search is asked with the caller's own token (already verified).
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(pai_common::identity::bearer_token)
+            .map(str::to_owned)
+            .ok_or_else(|| Status::unauthenticated("missing access token"))?;
+        let stream = self.core.ask(user, &token, request.into_inner()).await?;
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn list_queries(
+        &self,
+        request: Request<pb::ListQueriesRequest>,
+    ) -> Result<Response<pb::ListQueriesResponse>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let page = request.into_inner().page.unwrap_or_default();
+        let (rows, next_cursor) = self.core.list(user.user_id, page).await?;
+        Ok(Response::new(pb::ListQueriesResponse {
+            queries: rows.iter().map(record).collect(),
+            next_cursor,
+        }))
+    }
+
+    async fn get_query(
+        &self,
+        request: Request<pb::QueryId>,
+    ) -> Result<Response<pb::QueryRecord>, Status> {
+        let user = UserContext::from_request(&request)?;
+        let row = self
+            .core
+            .get(user.user_id, &request.into_inner().id)
+            .await?;
+        Ok(Response::new(record(&row)))
+    }
+
+    async fn delete_query(
+        &self,
+        request: Request<pb::QueryId>,
+    ) -> Result<Response<pb::DeleteQueryResponse>, Status> {
+        let user = UserContext::from_request(&request)?;
+        self.core
+            .delete(user.user_id, &request.into_inner().id)
+            .await?;
+        Ok(Response::new(pb::DeleteQueryResponse {}))
     }
 }
 

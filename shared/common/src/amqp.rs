@@ -97,6 +97,13 @@ pub const SEARCH_USER_DELETED: Subscription = Subscription {
     routing_key: USER_DELETED,
 };
 
+/// The queue of the inference service's `user.deleted` consumer (query history).
+pub const INFERENCE_USER_DELETED: Subscription = Subscription {
+    service: "inference",
+    purpose: "user-deleted",
+    routing_key: USER_DELETED,
+};
+
 /// The documents service's ingest jobs.
 pub const DOCUMENTS_INGEST: Subscription = Subscription {
     service: "documents",
@@ -108,9 +115,10 @@ pub const DOCUMENTS_INGEST: Subscription = Subscription {
 /// declares them all before it publishes, so an event published before its
 /// consumer first started waits in the consumer's queue instead of being
 /// dropped by the exchange.
-pub const SUBSCRIPTIONS: [Subscription; 3] = [
+pub const SUBSCRIPTIONS: [Subscription; 4] = [
     DOCUMENTS_USER_DELETED,
     SEARCH_USER_DELETED,
+    INFERENCE_USER_DELETED,
     DOCUMENTS_INGEST,
 ];
 

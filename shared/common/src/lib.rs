@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod page;
 pub mod revocation;
 pub mod telemetry;
 

@@ -45,6 +45,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         tokio::spawn(serve(
             settings,
+            None,
             listener,
             shutdown.clone(),
             LocalServers::default(),
