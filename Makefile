@@ -30,7 +30,7 @@ export LLM_MODEL_PATH ?= $(PAI_MODELS_DIR)/qwen2.5-coder-0.5b-instruct-q4_k_m.gg
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services models build run test fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench docker clean-test-dbs env-file
+.PHONY: help deps services models build run test fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench-ask bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -102,7 +102,11 @@ bench-search: deps services models ## search p50/p99 at 16 clients on 1,000 user
 	cargo build --release -p pai
 	cargo run --release -p pai --example bench_search
 
-bench: bench-auth bench-corpus bench-ingest bench-search ## all benchmarks
+bench-ask: deps services models ## answers: tokens/s and first token vs llama-cpp-2 direct, quality (r/f/c, refusals) vs whole chunks, 8 askers
+	cargo build --release -p pai
+	cargo run --release -p pai --example bench_ask
+
+bench: bench-auth bench-corpus bench-ingest bench-search bench-ask ## all benchmarks
 
 docker: ## build the container images
 	docker compose build
