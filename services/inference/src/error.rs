@@ -46,11 +46,12 @@ const ERASED_USER_STATE: &str = "PAI01";
 
 impl From<sqlx::Error> for InferenceError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some(ERASED_USER_STATE) => {
-                Self::Erased
-            }
-            _ => Self::Database(err.to_string()),
+        let erased = matches!(&err, sqlx::Error::Database(db)
+            if db.code().as_deref() == Some(ERASED_USER_STATE));
+        if erased {
+            Self::Erased
+        } else {
+            Self::Database(err.to_string())
         }
     }
 }
@@ -90,11 +91,13 @@ impl From<InferenceError> for ServiceError {
 
 impl From<InferenceError> for tonic::Status {
     fn from(err: InferenceError) -> Self {
-        let retry_after = match &err {
-            InferenceError::Busy {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            _ => None,
+        let retry_after = if let InferenceError::Busy {
+            retry_after_secs, ..
+        } = &err
+        {
+            Some(*retry_after_secs)
+        } else {
+            None
         };
         let mut status: tonic::Status = ServiceError::from(err).into();
         if let Some(secs) = retry_after

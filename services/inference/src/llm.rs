@@ -642,10 +642,11 @@ impl Engine<'_> {
             }
             in_batch.push(slot);
         }
-        if failed.is_none() && added > 0 {
-            if let Err(err) = self.ctx.decode(&mut batch) {
-                failed = Some(format!("llama.cpp could not decode: {err}"));
-            }
+        if failed.is_none()
+            && added > 0
+            && let Err(err) = self.ctx.decode(&mut batch)
+        {
+            failed = Some(format!("llama.cpp could not decode: {err}"));
         }
         if let Some(reason) = failed {
             tracing::error!(reason, "generation step failed");
