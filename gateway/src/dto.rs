@@ -277,3 +277,148 @@ impl From<pb::SearchResponse> for SearchResults {
         }
     }
 }
+
+/// `POST /api/queries`: a question about the caller's own data.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AskBody {
+    /// The question, 1 to 1,000 characters.
+    pub query: String,
+    /// Passages retrieved to answer from, 1 to 20 (default 8).
+    #[schema(minimum = 1, maximum = 20)]
+    pub k: Option<u32>,
+    /// Only passages of this kind: `document` or `email`.
+    pub source: Option<String>,
+    /// Only passages of this category (`financial`, `long_form`, `generic`).
+    pub category: Option<String>,
+    /// Only passages of these documents, at most 100.
+    pub document_ids: Option<Vec<uuid::Uuid>>,
+    /// The most tokens to generate (default and cap: the server's `ASK_MAX_TOKENS`).
+    pub max_tokens: Option<u32>,
+}
+
+/// A passage the answer was built from; `[n]` in the answer refers to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerSource {
+    /// The number the context gave it, from 1.
+    pub n: u32,
+    /// `document` or `email`.
+    pub source_kind: String,
+    pub source_id: String,
+    pub title: String,
+    /// 1-based page of a document.
+    pub page: u32,
+    /// The passage the model read.
+    pub snippet: String,
+    /// The search score of the passage.
+    pub score: f32,
+    /// Whether the answer cites it.
+    pub cited: bool,
+}
+
+impl From<pb::AnswerSource> for AnswerSource {
+    fn from(s: pb::AnswerSource) -> Self {
+        Self {
+            n: s.n,
+            source_kind: s.source_kind,
+            source_id: s.source_id,
+            title: s.title,
+            page: s.page,
+            snippet: s.snippet,
+            score: s.score,
+            cited: s.cited,
+        }
+    }
+}
+
+/// Where an answer's time went, and how fast the model ran.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct AskTimings {
+    /// Milliseconds waited in the queue for the model.
+    pub queue_ms: f32,
+    /// Milliseconds the search for passages took.
+    pub retrieval_ms: f32,
+    /// Milliseconds from arrival to the answer's first token.
+    pub first_token_ms: f32,
+    pub total_ms: f32,
+    pub prompt_tokens: u32,
+    pub generated_tokens: u32,
+    pub prompt_tokens_per_s: f32,
+    pub generation_tokens_per_s: f32,
+    /// Prompt tokens whose computation was reused from a shared prefix.
+    pub cached_prompt_tokens: u32,
+}
+
+impl From<pb::AskTimings> for AskTimings {
+    fn from(t: pb::AskTimings) -> Self {
+        Self {
+            queue_ms: t.queue_ms,
+            retrieval_ms: t.retrieval_ms,
+            first_token_ms: t.first_token_ms,
+            total_ms: t.total_ms,
+            prompt_tokens: t.prompt_tokens,
+            generated_tokens: t.generated_tokens,
+            prompt_tokens_per_s: t.prompt_tokens_per_s,
+            generation_tokens_per_s: t.generation_tokens_per_s,
+            cached_prompt_tokens: t.cached_prompt_tokens,
+        }
+    }
+}
+
+/// A question, its answer and the passages it was built from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryRecord {
+    pub id: String,
+    pub query: String,
+    /// The answer; `[n]` refers to `sources[n - 1]`.
+    pub response: String,
+    pub sources: Vec<AnswerSource>,
+    /// The model's file name; empty when the model was not called.
+    pub model: String,
+    /// `running` (still being generated), `answered`, `not_found` (the data
+    /// does not say; the model was not called), `cancelled` or `failed`.
+    pub status: String,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    pub timings: AskTimings,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::QueryRecord> for QueryRecord {
+    fn from(q: pb::QueryRecord) -> Self {
+        Self {
+            id: q.id,
+            query: q.query,
+            response: q.response,
+            sources: q.sources.into_iter().map(Into::into).collect(),
+            model: q.model,
+            status: q.status,
+            error: Some(q.error).filter(|e| !e.is_empty()),
+            timings: q.timings.map(Into::into).unwrap_or_default(),
+            created_at: time(q.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryPage {
+    /// Newest first.
+    pub queries: Vec<QueryRecord>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The data of the `started` server-sent event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AskStarted {
+    /// The id the finished record will have.
+    pub query_id: String,
+    /// Milliseconds waited in the queue for the model.
+    pub queue_ms: f32,
+}
+
+/// The data of a `delta` server-sent event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AskDelta {
+    /// The next piece of the answer's text.
+    pub text: String,
+}

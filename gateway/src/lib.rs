@@ -30,6 +30,7 @@ use pai_common::revocation::RevocationSet;
 use pai_common::{ConfigError, ErrorCode, JwtKeys};
 use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
+use pai_proto::v1::ask_service_client::AskServiceClient;
 use pai_proto::v1::auth_internal_client::AuthInternalClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
 use pai_proto::v1::document_service_client::DocumentServiceClient;
@@ -55,6 +56,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// How long a read of the revocation feed may take.
 const FEED_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The largest message the gateway reads from the inference service: a
+/// page of 100 queries, each with up to 20 passages, exceeds tonic's 4 MiB.
+const MAX_QUERIES_MESSAGE: usize = 32 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
     pub host: String,
@@ -69,6 +74,10 @@ pub struct GatewaySettings {
     pub request_timeout: Duration,
     /// The same for an upload.
     pub upload_timeout: Duration,
+    /// The same for a question (`POST /api/queries`), answered whole or
+    /// streamed: the limit runs until the answer begins, and bounds the
+    /// call to the inference service.
+    pub ask_timeout: Duration,
     pub jwt: JwtSettings,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
@@ -98,6 +107,7 @@ impl GatewaySettings {
             max_file_size: env.parse("MAX_FILE_SIZE", 10 * 1024 * 1024u64)?,
             request_timeout: seconds(env, "REQUEST_TIMEOUT_SECS", 30)?,
             upload_timeout: seconds(env, "UPLOAD_TIMEOUT_SECS", 300)?,
+            ask_timeout: seconds(env, "ASK_TIMEOUT_SECS", 300)?,
             jwt: JwtSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             amqp: AmqpSettings::from_env(env)?,
@@ -170,6 +180,14 @@ fn build(
         search: SearchServiceClient::new(
             local.channel_with_deadline(&settings.services.search_url, deadline)?,
         ),
+        ask: AskServiceClient::new(
+            local.channel_with_deadline(&settings.services.inference_url, settings.ask_timeout)?,
+        )
+        .max_decoding_message_size(MAX_QUERIES_MESSAGE),
+        queries: AskServiceClient::new(
+            local.channel_with_deadline(&settings.services.inference_url, deadline)?,
+        )
+        .max_decoding_message_size(MAX_QUERIES_MESSAGE),
         feed: AuthInternalClient::with_interceptor(
             feed_channel,
             ServiceCredential::new(Arc::clone(&keys), "gateway"),
@@ -188,7 +206,7 @@ fn build(
 }
 
 fn router(settings: &GatewaySettings, state: AppState) -> Router {
-    use routes::{admin, auth, documents, ops, search, users};
+    use routes::{admin, auth, documents, ops, queries, search, users};
 
     // Uploads stream through; the documents service enforces MAX_FILE_SIZE
     // exactly, this only stops a body far beyond it.
@@ -228,6 +246,8 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .route("/documents/{id}/file", get(documents::download))
         .route("/documents/{id}/reprocess", post(documents::reprocess))
         .route("/search", get(search::search))
+        .route("/queries", post(queries::ask).get(queries::list))
+        .route("/queries/{id}", get(queries::get).delete(queries::delete))
         .route("/openapi.json", get(ops::openapi_json))
         .merge(uploads)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -266,6 +286,7 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
             Timeouts {
                 request: settings.request_timeout,
                 upload: settings.upload_timeout,
+                ask: settings.ask_timeout,
             },
             timeout::limit,
         ))

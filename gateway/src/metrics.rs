@@ -1,4 +1,6 @@
-//! Prometheus metrics, recorded by one middleware for every request.
+//! Prometheus metrics, recorded by one middleware for every request, and
+//! the one count it cannot see: a streamed answer whose client left before
+//! its end (the middleware sees only when the response began).
 //!
 //! Every label takes one of a known, small set of values, so that no client
 //! can add series: the route is the matched route's template (a request
@@ -52,6 +54,12 @@ fn route_label(request: &Request) -> String {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| OTHER.to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Counts an answer streamed as server-sent events whose client went away
+/// before its `done` event (the generation is cancelled with it).
+pub fn ask_stream_dropped() {
+    metrics::counter!("pai_gateway_ask_streams_dropped_total").increment(1);
 }
 
 pub async fn record(request: Request, next: Next) -> Response {

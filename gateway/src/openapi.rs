@@ -5,8 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
+use crate::dto::{AskDelta, AskStarted};
 use crate::problem;
-use crate::routes::{admin, auth, documents, ops, search, users};
+use crate::routes::{admin, auth, documents, ops, queries, search, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,8 +20,11 @@ use crate::routes::{admin, auth, documents, ops, search, users};
         admin::list_users, admin::deactivate_user, admin::reactivate_user,
         documents::upload, documents::list, documents::get, documents::download,
         documents::delete, documents::reprocess, search::search,
+        queries::ask, queries::list, queries::get, queries::delete,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
+    // The data of the `started` and `delta` server-sent events of an answer.
+    components(schemas(AskStarted, AskDelta)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Accounts, logins and sessions"),
@@ -28,6 +32,7 @@ use crate::routes::{admin, auth, documents, ops, search, users};
         (name = "admin", description = "Administrators only"),
         (name = "documents", description = "Uploaded PDFs and their ingest"),
         (name = "search", description = "Hybrid search over the caller's data"),
+        (name = "queries", description = "Questions answered from the caller's data, and their history"),
         (name = "ops", description = "Health, readiness and metrics"),
     )
 )]

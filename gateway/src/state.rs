@@ -8,6 +8,7 @@ use pai_common::identity::ServiceCredential;
 use pai_common::revocation::{FeedClient, RevocationSet};
 use pai_proto::v1::account_service_client::AccountServiceClient;
 use pai_proto::v1::admin_service_client::AdminServiceClient;
+use pai_proto::v1::ask_service_client::AskServiceClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
 use pai_proto::v1::document_service_client::DocumentServiceClient;
 use pai_proto::v1::search_service_client::SearchServiceClient;
@@ -46,6 +47,10 @@ pub struct Shared {
     pub admin: AdminServiceClient<GrpcChannel>,
     pub documents: DocumentServiceClient<GrpcChannel>,
     pub search: SearchServiceClient<GrpcChannel>,
+    /// Questions: calls get `ASK_TIMEOUT_SECS` as deadline.
+    pub ask: AskServiceClient<GrpcChannel>,
+    /// The query history: calls get the request's time limit.
+    pub queries: AskServiceClient<GrpcChannel>,
     /// The auth service's revocation feed.
     pub feed: FeedClient,
     pub readiness: Arc<Readiness>,

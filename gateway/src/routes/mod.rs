@@ -5,5 +5,6 @@ pub mod admin;
 pub mod auth;
 pub mod documents;
 pub mod ops;
+pub mod queries;
 pub mod search;
 pub mod users;
