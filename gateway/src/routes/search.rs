@@ -23,6 +23,50 @@ pub struct SearchParams {
     pub source: Option<String>,
     /// `financial`, `long_form` or `generic`.
     pub category: Option<String>,
+    /// Only hits of these sources: document (or email) ids, comma-separated,
+    /// at most 100 (400 past it or for anything not a UUID).
+    pub document_id: Option<String>,
+}
+
+/// The most ids `document_id` may list (the search service's bound too).
+const MAX_DOCUMENT_IDS: usize = 100;
+
+/// The ids of a comma-separated `document_id` (empty entries skipped);
+/// none when it is absent.
+fn document_ids(value: Option<&str>) -> Result<Vec<String>, Problem> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Err(Problem::new(
+            ErrorCode::BadRequest,
+            "document_id: name at least one document id, or leave it out",
+        ));
+    }
+    if ids.len() > MAX_DOCUMENT_IDS {
+        return Err(Problem::new(
+            ErrorCode::BadRequest,
+            format!("document_id: at most {MAX_DOCUMENT_IDS} ids"),
+        ));
+    }
+    ids.into_iter()
+        .enumerate()
+        .map(|(n, id)| {
+            uuid::Uuid::parse_str(id)
+                .map(|uuid| uuid.to_string())
+                .map_err(|_| {
+                    Problem::new(
+                        ErrorCode::BadRequest,
+                        format!("document_id: id {} is not a UUID", n + 1),
+                    )
+                })
+        })
+        .collect()
 }
 
 #[utoipa::path(get, path = "/api/search", tag = "search", security(("bearer" = [])),
@@ -51,6 +95,7 @@ pub async fn search(
             "k: must be between 1 and 50",
         ));
     }
+    let source_ids = document_ids(params.document_id.as_deref())?;
     let response = state
         .search
         .clone()
@@ -62,9 +107,32 @@ pub async fn search(
                 mode: mode as i32,
                 source_kind: params.source.unwrap_or_default(),
                 category: params.category.unwrap_or_default(),
+                source_ids,
             },
         ))
         .await?
         .into_inner();
     Ok(axum::Json(response.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_ids_are_comma_separated_uuids() {
+        assert!(document_ids(None).unwrap().is_empty());
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let upper = a.to_string().to_uppercase();
+        assert_eq!(
+            document_ids(Some(&format!("{upper}, {b},"))).unwrap(),
+            [a.to_string(), b.to_string()]
+        );
+        let too_many = vec![a.to_string(); MAX_DOCUMENT_IDS + 1].join(",");
+        for bad in ["", " , ", "nope", &format!("{a},{b}x"), &too_many] {
+            let problem = document_ids(Some(bad)).unwrap_err();
+            assert_eq!(problem.status, 400, "{bad:?}");
+            assert!(problem.detail.starts_with("document_id: "), "{bad:?}");
+        }
+    }
 }

@@ -13,10 +13,10 @@ use uuid::Uuid;
 use crate::error::SearchError;
 use crate::repo::Source;
 use crate::service::{ChunkText, Mode, SearchCore};
-use crate::text_index::Filters;
+use crate::text_index::{Filters, SOURCE_KINDS};
 
-/// Source kinds the index knows.
-const KINDS: [&str; 2] = ["document", "email"];
+/// The most sources one search may be restricted to.
+const MAX_SOURCE_IDS: usize = 100;
 
 #[derive(Clone)]
 pub struct Grpc {
@@ -28,11 +28,32 @@ fn uuid(value: &str, field: &str) -> Result<Uuid, Status> {
 }
 
 fn kind(value: &str) -> Result<String, Status> {
-    if KINDS.contains(&value) {
+    if SOURCE_KINDS.contains(&value) {
         Ok(value.to_owned())
     } else {
-        Err(SearchError::Invalid(format!("source kind must be one of {KINDS:?}")).into())
+        Err(SearchError::Invalid(format!("source kind must be one of {SOURCE_KINDS:?}")).into())
     }
+}
+
+/// The sources a search is restricted to, each once; empty for all.
+fn source_ids(values: &[String]) -> Result<Vec<Uuid>, SearchError> {
+    if values.len() > MAX_SOURCE_IDS {
+        return Err(SearchError::Invalid(format!(
+            "source_ids: at most {MAX_SOURCE_IDS} sources, got {}",
+            values.len()
+        )));
+    }
+    let mut ids = values
+        .iter()
+        .enumerate()
+        .map(|(n, value)| {
+            Uuid::parse_str(value)
+                .map_err(|_| SearchError::Invalid(format!("source_ids[{n}]: not a UUID")))
+        })
+        .collect::<Result<Vec<Uuid>, SearchError>>()?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 fn optional(value: String) -> Option<String> {
@@ -60,6 +81,7 @@ impl SearchService for Grpc {
         let filters = Filters {
             kind: optional(req.source_kind).map(|k| kind(&k)).transpose()?,
             category: optional(req.category),
+            sources: source_ids(&req.source_ids)?,
         };
         let k = if req.k == 0 { 10 } else { req.k as usize };
         let (hits, took_ms) = self
@@ -157,5 +179,33 @@ impl SearchInternal for Grpc {
     ) -> Result<Response<pb::RebuildResponse>, Status> {
         let chunks = self.core.rebuild().await?;
         Ok(Response::new(pb::RebuildResponse { chunks }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ids_are_uuids_at_most_a_hundred() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut ids = source_ids(&[b.to_string(), a.to_string(), b.to_string()]).unwrap();
+        ids.sort_unstable();
+        let mut expected = vec![a, b];
+        expected.sort_unstable();
+        assert_eq!(ids, expected, "each once");
+        assert!(source_ids(&[]).unwrap().is_empty());
+
+        let status = Status::from(source_ids(&[a.to_string(), "not-a-uuid".into()]).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "source_ids[1]: not a UUID");
+
+        let many: Vec<String> = (0..=MAX_SOURCE_IDS)
+            .map(|_| Uuid::new_v4().to_string())
+            .collect();
+        let status = Status::from(source_ids(&many).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("at most 100"), "{status:?}");
+        assert_eq!(source_ids(&many[..MAX_SOURCE_IDS]).unwrap().len(), 100);
     }
 }

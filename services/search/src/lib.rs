@@ -12,6 +12,7 @@ mod open_users;
 pub mod repo;
 pub mod service;
 pub mod text_index;
+mod text_search;
 mod top_hits;
 pub mod vector_index;
 

@@ -107,13 +107,15 @@ pub async fn delete_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<i
 pub struct Replaced {
     /// The rows of the new chunks as stored, in input order.
     pub chunks: Vec<ChunkRow>,
-    /// Ids whose vectors the indexes must drop: every id the source had.
-    pub stale: Vec<i64>,
+    /// Ids of the source's chunks whose ordinals the new version no longer
+    /// has: deleted, their vectors to drop.
+    pub dropped: Vec<i64>,
 }
 
 /// Replaces a source's chunks: a chunk keeps its id when its ordinal was
 /// there before (so an index entry made from the old text still resolves
-/// until the indexes catch up), ordinals no longer produced are deleted.
+/// until the indexes catch up, and the indexes replace it in place),
+/// ordinals no longer produced are deleted.
 pub async fn replace_source(
     conn: &mut PgConnection,
     source: &Source,
@@ -126,24 +128,26 @@ pub async fn replace_source(
             "chunks: two chunks have the same ordinal".into(),
         ));
     }
-    let stale: Vec<i64> = sqlx::query_scalar(
+    // The source's rows are locked first, so two replacements of one
+    // source take turns.
+    sqlx::query(
         "SELECT id FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
          FOR UPDATE",
     )
     .bind(source.user_id)
     .bind(&source.kind)
     .bind(source.id)
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    let dropped: Vec<i64> = sqlx::query_scalar(
         "DELETE FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
-         AND ordinal <> ALL($4)",
+         AND ordinal <> ALL($4) RETURNING id",
     )
     .bind(source.user_id)
     .bind(&source.kind)
     .bind(source.id)
     .bind(&ordinals)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
     let mut by_ordinal = HashMap::with_capacity(chunks.len());
     for batch in chunks.chunks(INSERT_BATCH) {
@@ -198,7 +202,7 @@ pub async fn replace_source(
             })
         })
         .collect::<Result<Vec<ChunkRow>>>()?;
-    Ok(Replaced { chunks, stale })
+    Ok(Replaced { chunks, dropped })
 }
 
 /// One page of every chunk, by id, for rebuilding the indexes.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use pai_common::grpc::GrpcChannel;
 use pai_common::identity::ServiceCredential;
-use pai_common::telemetry::{INGEST_STAGE_SECONDS, SEARCH_STAGE_SECONDS, stage_done};
+use pai_common::telemetry::{INGEST_STAGE_SECONDS, stage_done};
 use pai_proto::v1::EmbedRequest;
 use pai_proto::v1::embed_request::Priority;
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
@@ -19,26 +19,24 @@ use uuid::Uuid;
 use crate::error::{Result, SearchError};
 use crate::index_thread::IndexThread;
 use crate::repo::{self, ChunkRow, NewChunk, Source};
-use crate::text_index::{Filters, TextIndex};
+use crate::text_index::TextIndex;
 use crate::vector_index::VectorIndexes;
 
-/// Reciprocal rank fusion constant (Cormack et al.).
-const RRF_K: f32 = 60.0;
-/// In hybrid mode, vector hits less similar than this to the query are
-/// noise, not evidence: all-MiniLM-L6-v2 puts unrelated text (and text in
-/// a language it does not know) around 0.0-0.2 of a question. Fusing them
-/// would outvote a clear BM25 hit.
-const HYBRID_MIN_SIMILARITY: f32 = 0.2;
+mod query;
+#[cfg(test)]
+mod reindex_tests;
+#[cfg(test)]
+mod sources_tests;
+#[cfg(test)]
+mod testing;
+
+pub use self::query::MAX_QUERY_CHARS;
+
 /// Texts per Embed call during ingest.
 const EMBED_BATCH: usize = 64;
-/// The longest query, in characters: a question fits in far fewer, and
-/// each word costs a term lookup in three fields.
-pub const MAX_QUERY_CHARS: usize = 1_000;
 /// How long a query's embedding may take (indexing's batches get the
 /// channel's deadline).
 const QUERY_EMBED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
-/// Characters of a chunk shown when no query word is in it.
-const PLAIN_SNIPPET_CHARS: usize = 240;
 const REBUILD_PAGE: i64 = 2_000;
 /// The on-disk indexes' layout. Bumped when the BM25 schema or analysis
 /// changes: indexes of another format are thrown away and rebuilt from
@@ -74,6 +72,31 @@ pub struct Hit {
     pub snippet: String,
 }
 
+/// The moments of a re-index ([`SearchCore::index_chunks`]) between
+/// which the indexes stand still: a test stops the change at each and
+/// searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Moment {
+    /// The new rows are committed in `search.chunks`; neither index changed.
+    Stored,
+    /// The BM25 index is about to change.
+    TextStarting,
+    /// The BM25 index committed the new version.
+    TextCommitted,
+    /// The vector index is about to change.
+    VectorsStarting,
+    /// The new version's vectors are in, each in place of the old one of
+    /// its id; the vectors of chunks it no longer has are still there.
+    VectorsPut,
+    /// Those are gone too.
+    VectorsDone,
+}
+
+/// What a test runs at each [`Moment`]; the change waits for it.
+#[cfg(test)]
+pub(crate) type Pause =
+    Arc<dyn Fn(Moment) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 pub struct SearchCore {
     pool: PgPool,
     text: Arc<TextIndex>,
@@ -92,6 +115,8 @@ pub struct SearchCore {
     /// model's among them, which widened the tail (bench-search (b): p99
     /// 36-37 against 38-44 ms; one at a time starved (b), 56 ms).
     text_searches: tokio::sync::Semaphore,
+    #[cfg(test)]
+    pause: Option<Pause>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -139,6 +164,8 @@ impl SearchCore {
             text_searches: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
+            #[cfg(test)]
+            pause: None,
         };
         let current = repo::generation(&core.pool).await?;
         if on_disk != Some(current) {
@@ -175,6 +202,16 @@ impl SearchCore {
             )));
         }
         Ok(response.embeddings.into_iter().map(|e| e.values).collect())
+    }
+
+    /// Where a change stands; a test stops it there.
+    async fn reached(&self, moment: Moment) {
+        #[cfg(test)]
+        if let Some(pause) = &self.pause {
+            pause(moment).await;
+        }
+        #[cfg(not(test))]
+        let _ = moment;
     }
 
     /// Records the generation the on-disk indexes now reflect.
@@ -231,43 +268,62 @@ impl SearchCore {
             .collect();
         let started = stage_done(INGEST_STAGE_SECONDS, "embed", started);
 
-        // Chunks keep their ids across a re-index, so until the indexes below
-        // commit, their entries (made from the old text) still resolve to
-        // rows: a document being re-indexed never drops out of search.
+        // Chunks keep their ids across a re-index (by ordinal), and each
+        // index swaps a kept id's entry for the new one in place: the BM25
+        // index in one commit, the vector index key by key under its lock.
+        // So at every moment until both are done, a search finds the
+        // source's chunks, old or new, and a hit resolves in the BM25
+        // snapshot it was read from (`query.rs`).
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
         let replaced = repo::replace_source(&mut tx, &source, &new).await?;
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
         let started = stage_done(INGEST_STAGE_SECONDS, "store", started);
+        self.reached(Moment::Stored).await;
 
         let count = replaced.chunks.len();
         let user_id = source.user_id;
-        let (kind, source_id) = (source.kind.clone(), source.id);
-        let chunks = Arc::new((new, replaced));
-        let for_vectors = Arc::clone(&chunks);
-        self.apply(
-            move |text| {
-                // Deletes apply to documents added before them: one commit
-                // swaps the old entries for the new.
-                let (_, replaced) = &*chunks;
-                text.delete_source(user_id, &kind, source_id)?;
-                text.add(&replaced.chunks)?;
-                text.commit()
-            },
-            move |vectors| {
-                let (new, replaced) = &*for_vectors;
-                vectors.remove(user_id, &replaced.stale)?;
-                let pairs: Vec<(i64, &[f32])> = replaced
-                    .chunks
+        let embeddings: Vec<(i64, Vec<f32>)> = replaced
+            .chunks
+            .iter()
+            .zip(new)
+            .map(|(row, chunk)| (row.id, chunk.embedding))
+            .collect();
+        let (rows, dropped) = (replaced.chunks, replaced.dropped);
+        let text_side = async {
+            self.reached(Moment::TextStarting).await;
+            let text = Arc::clone(&self.text);
+            self.index_thread
+                .run(move || {
+                    // Deletes apply to documents added before them: one
+                    // commit swaps the old entries for the new.
+                    text.delete_source(user_id, &source.kind, source.id)?;
+                    text.add(&rows)?;
+                    text.commit()
+                })
+                .await?;
+            self.reached(Moment::TextCommitted).await;
+            Ok::<_, SearchError>(())
+        };
+        let vector_side = async {
+            self.reached(Moment::VectorsStarting).await;
+            let vectors = Arc::clone(&self.vectors);
+            blocking(move || {
+                let pairs: Vec<(i64, &[f32])> = embeddings
                     .iter()
-                    .zip(new)
-                    .map(|(row, chunk)| (row.id, chunk.embedding.as_slice()))
+                    .map(|(id, embedding)| (*id, embedding.as_slice()))
                     .collect();
                 vectors.add(user_id, &pairs)
-            },
-        )
-        .await?;
+            })
+            .await?;
+            self.reached(Moment::VectorsPut).await;
+            let vectors = Arc::clone(&self.vectors);
+            blocking(move || vectors.remove(user_id, &dropped)).await?;
+            self.reached(Moment::VectorsDone).await;
+            Ok::<_, SearchError>(())
+        };
+        tokio::try_join!(text_side, vector_side)?;
         self.persist(generation).await?;
         *applied = generation;
         stage_done(INGEST_STAGE_SECONDS, "index", started);
@@ -351,177 +407,6 @@ impl SearchCore {
         tracing::info!(chunks = total, generation, "search indexes rebuilt");
         Ok(total)
     }
-
-    /// Hybrid search over the caller's chunks only.
-    pub async fn search(
-        &self,
-        user_id: Uuid,
-        query: &str,
-        k: usize,
-        mode: Mode,
-        filters: Filters,
-    ) -> Result<(Vec<Hit>, f32)> {
-        let started = Instant::now();
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(SearchError::Invalid("q: the query is empty".into()));
-        }
-        if query.chars().nth(MAX_QUERY_CHARS).is_some() {
-            return Err(SearchError::QueryTooLong(MAX_QUERY_CHARS));
-        }
-        let k = k.clamp(1, 50);
-        // Vector hits are filtered after the fact: ask for more when filtering.
-        let filtered = filters.kind.is_some() || filters.category.is_some();
-        let candidates = if filtered {
-            (k * 10).max(100)
-        } else {
-            (k * 4).max(20)
-        };
-        // The query's embedding takes milliseconds in the inference service;
-        // BM25 and the snippet generator are ready by then. The vector
-        // search starts as soon as the embedding is there, whether or not
-        // BM25 is done.
-        let vector_side = async {
-            let embedding = match mode {
-                Mode::Bm25 => None,
-                Mode::Hybrid | Mode::Vector => self
-                    .embed(vec![query.to_owned()], Priority::Interactive)
-                    .await?
-                    .pop(),
-            };
-            stage_done(SEARCH_STAGE_SECONDS, "embed", started);
-            let stage = Instant::now();
-            let nearest = match embedding {
-                Some(vector) => {
-                    let _permit = self.searches.acquire().await?;
-                    // Here, not on the blocking pool: a search of one user's
-                    // index takes 0.05-0.5 ms (a scan of at most 5,000 vectors,
-                    // or the HNSW walk), less than the hand-over to another
-                    // thread and back cost at 16 clients (bench-search: 5-6 %
-                    // more queries a second for both datasets). Only while the
-                    // user's index is closed (it is read from its file) or
-                    // being changed does it wait, off this thread.
-                    match self.vectors.try_search(user_id, &vector, candidates)? {
-                        Some(nearest) => nearest,
-                        None => {
-                            let vectors = Arc::clone(&self.vectors);
-                            blocking(move || vectors.search(user_id, &vector, candidates)).await?
-                        }
-                    }
-                }
-                None => Vec::new(),
-            };
-            stage_done(SEARCH_STAGE_SECONDS, "vector", stage);
-            Ok::<_, SearchError>(nearest)
-        };
-        let text_side = async {
-            let stage = Instant::now();
-            let text = Arc::clone(&self.text);
-            let query = query.to_owned();
-            let text_filters = filters.clone();
-            // One BM25 search per core at a time, the others waiting their
-            // turn in arrival order.
-            let _permit = self.text_searches.acquire().await?;
-            let found = blocking(move || {
-                let bm25 = match mode {
-                    Mode::Vector => Vec::new(),
-                    Mode::Hybrid | Mode::Bm25 => {
-                        text.search(user_id, &query, candidates, &text_filters)?
-                    }
-                };
-                Ok((bm25, text.snippets(user_id, &query)?))
-            })
-            .await?;
-            stage_done(SEARCH_STAGE_SECONDS, "bm25", stage);
-            Ok::<_, SearchError>(found)
-        };
-        let (nearest, (bm25, snippets)) = tokio::try_join!(vector_side, text_side)?;
-        let mut nearest: Vec<(i64, f32)> = match mode {
-            Mode::Hybrid => nearest
-                .into_iter()
-                .filter(|(_, distance)| 1.0 - distance >= HYBRID_MIN_SIMILARITY)
-                .collect(),
-            Mode::Bm25 | Mode::Vector => nearest,
-        };
-        let stage = Instant::now();
-
-        // BM25 applied the filters inside the index; vector hits are
-        // checked against their rows. Rows come from the BM25 index's
-        // document store (~10 µs each, on this thread), not from
-        // `search.chunks`: at 16 clients the round trip to PostgreSQL took
-        // 2.4 ms of each query's time (bench-search (b)).
-        let mut rows: HashMap<i64, ChunkRow> = HashMap::new();
-        if filtered {
-            // Up to a hundred rows: off this thread.
-            let ids: Vec<i64> = nearest.iter().map(|(id, _)| *id).collect();
-            let text = Arc::clone(&self.text);
-            rows.extend(
-                blocking(move || text.chunks(user_id, &ids))
-                    .await?
-                    .into_iter()
-                    .filter(|row| filters.admit(&row.source_kind, &row.category))
-                    .map(|row| (row.id, row)),
-            );
-            nearest.retain(|(id, _)| rows.contains_key(id));
-        }
-        // Only the best k are read: k rows (more only when a chunk was
-        // deleted since the vector index saw it).
-        let fused = fuse(mode, &bm25, &nearest);
-        let mut hits = Vec::with_capacity(k);
-        let mut next = fused.as_slice();
-        while hits.len() < k && !next.is_empty() {
-            let (batch, rest) = next.split_at((k - hits.len()).min(next.len()));
-            next = rest;
-            let missing: Vec<i64> = batch
-                .iter()
-                .map(|(id, _)| *id)
-                .filter(|id| !rows.contains_key(id))
-                .collect();
-            rows.extend(
-                self.text
-                    .chunks(user_id, &missing)?
-                    .into_iter()
-                    .map(|row| (row.id, row)),
-            );
-            hits.extend(batch.iter().filter_map(|(id, score)| {
-                let chunk = rows.remove(id)?;
-                let highlighted = snippets
-                    .as_ref()
-                    .map(|s| s.snippet(&chunk.text).to_html())
-                    .unwrap_or_default();
-                let snippet = if highlighted.is_empty() {
-                    plain_snippet(&chunk.text)
-                } else {
-                    highlighted
-                };
-                Some(Hit {
-                    chunk,
-                    score: *score,
-                    snippet,
-                })
-            }));
-        }
-        stage_done(SEARCH_STAGE_SECONDS, "hydrate", stage);
-        Ok((hits, started.elapsed().as_secs_f32() * 1000.0))
-    }
-}
-
-/// The start of a chunk that has none of the query's words, as HTML like
-/// the highlighted snippets (which tantivy escapes): a chunk's text is the
-/// uploader's, and a client shows snippets as markup.
-fn plain_snippet(text: &str) -> String {
-    let mut html = String::with_capacity(PLAIN_SNIPPET_CHARS + 16);
-    for c in text.chars().take(PLAIN_SNIPPET_CHARS) {
-        match c {
-            '&' => html.push_str("&amp;"),
-            '<' => html.push_str("&lt;"),
-            '>' => html.push_str("&gt;"),
-            '"' => html.push_str("&quot;"),
-            '\'' => html.push_str("&#x27;"),
-            other => html.push(other),
-        }
-    }
-    html
 }
 
 /// Where the BM25 index of this format lives under `VECTOR_DB_PATH`.
@@ -557,29 +442,6 @@ fn parse_generation(contents: &str) -> Option<i64> {
     generation.parse().ok()
 }
 
-/// Orders chunk ids by mode: BM25 score, cosine similarity, or reciprocal
-/// rank fusion of both lists.
-fn fuse(mode: Mode, bm25: &[(i64, f32)], nearest: &[(i64, f32)]) -> Vec<(i64, f32)> {
-    let mut ranked: Vec<(i64, f32)> = match mode {
-        Mode::Bm25 => bm25.to_vec(),
-        Mode::Vector => nearest
-            .iter()
-            .map(|(id, distance)| (*id, 1.0 - distance))
-            .collect(),
-        Mode::Hybrid => {
-            let mut scores: HashMap<i64, f32> = HashMap::new();
-            for list in [bm25, nearest] {
-                for (rank, (id, _)) in list.iter().enumerate() {
-                    *scores.entry(*id).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
-                }
-            }
-            scores.into_iter().collect()
-        }
-    };
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,32 +452,5 @@ mod tests {
         assert_eq!(parse_generation("42"), None);
         assert_eq!(parse_generation(&format!("{}:42", INDEX_FORMAT + 1)), None);
         assert_eq!(parse_generation("x:y"), None);
-    }
-
-    #[test]
-    fn a_snippet_without_a_query_word_is_escaped() {
-        let text = "<img src=x onerror=alert(1)> Tom & \"Jerry's\" </b>";
-        assert_eq!(
-            plain_snippet(text),
-            "&lt;img src=x onerror=alert(1)&gt; Tom &amp; &quot;Jerry&#x27;s&quot; &lt;/b&gt;"
-        );
-        let long = "é".repeat(1_000);
-        assert_eq!(plain_snippet(&long).chars().count(), PLAIN_SNIPPET_CHARS);
-    }
-
-    #[test]
-    fn fusion_rewards_agreement() {
-        let bm25 = [(1, 9.0), (2, 5.0), (3, 1.0)];
-        let nearest = [(2, 0.1), (3, 0.2), (4, 0.3)];
-        let fused = fuse(Mode::Hybrid, &bm25, &nearest);
-        assert_eq!(fused[0].0, 2, "{fused:?}");
-        assert_eq!(fused.len(), 4);
-        let only_vector = fuse(Mode::Vector, &bm25, &nearest);
-        assert_eq!(
-            only_vector.iter().map(|h| h.0).collect::<Vec<_>>(),
-            [2, 3, 4]
-        );
-        let only_bm25 = fuse(Mode::Bm25, &bm25, &nearest);
-        assert_eq!(only_bm25[0].0, 1);
     }
 }

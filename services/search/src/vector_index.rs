@@ -119,9 +119,12 @@ impl UserIndex {
         guard
     }
 
-    /// Adds `vectors`, first growing the index geometrically when they do
-    /// not fit (reserving copies the graph), while nothing else uses it.
-    fn add(&self, vectors: &[(i64, &[f32])]) -> Result<()> {
+    /// Puts `vectors` in, each in place of the vector its key had, first
+    /// growing the index geometrically when they do not fit (reserving
+    /// copies the graph), while nothing else uses it. A key's old vector
+    /// goes and its new one comes in the same hold of the lock, so no
+    /// search finds the key missing in between.
+    fn put(&self, vectors: &[(i64, &[f32])]) -> Result<()> {
         let _alone = self.alone();
         let wanted = self.index.size() + vectors.len();
         if wanted > self.index.capacity() {
@@ -133,11 +136,32 @@ impl UserIndex {
                 .map_err(vector_error)?;
         }
         for (id, vector) in vectors {
-            self.index
-                .add(key(*id), &unit(vector))
-                .map_err(vector_error)?;
+            let key = key(*id);
+            if self.index.contains(key) {
+                self.index.remove(key).map_err(vector_error)?;
+            }
+            self.index.add(key, &unit(vector)).map_err(vector_error)?;
         }
         Ok(())
+    }
+
+    /// The `limit` nearest of the vectors keyed `ids`, each compared with
+    /// the query; the caller holds the read lock.
+    fn nearest_among(&self, query: &[f32], ids: &[i64], limit: usize) -> Result<Vec<(i64, f32)>> {
+        let query = unit(query);
+        let mut vector = vec![0.0_f32; DIMENSIONS];
+        let mut scored = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if self.index.get(key(id), &mut vector).map_err(vector_error)? == 0 {
+                continue;
+            }
+            let similarity: f32 = query.iter().zip(&vector).map(|(q, v)| q * v).sum();
+            // The inner product's distance, as usearch reports it.
+            scored.push((id, 1.0 - similarity));
+        }
+        scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        scored.truncate(limit);
+        Ok(scored)
     }
 
     /// Writes the index to `path` when it changed since it was last saved
@@ -233,6 +257,9 @@ impl VectorIndexes {
             .flush_excess(|user_id, user| user.save(&self.path(user_id)))
     }
 
+    /// Adds `vectors` to the user's index, each in place of the vector its
+    /// key had (a chunk re-indexed keeps its id): a search meanwhile finds
+    /// each key with its old vector or its new one, never without.
     pub fn add(&self, user_id: Uuid, vectors: &[(i64, &[f32])]) -> Result<()> {
         if vectors.is_empty() {
             return Ok(());
@@ -248,7 +275,7 @@ impl VectorIndexes {
         let user = self.get_or_create(user_id)?;
         // A few at a time, so searches of this user slip in between.
         for batch in vectors.chunks(WRITE_BATCH) {
-            user.add(batch)?;
+            user.put(batch)?;
         }
         drop(user);
         self.flush_excess()
@@ -313,6 +340,25 @@ impl VectorIndexes {
         };
         let _using = user.using();
         user.nearest(query, limit)
+    }
+
+    /// Returns the `limit` nearest of the chunks `ids` (those the index
+    /// holds): (chunk id, cosine distance). Each of their vectors is
+    /// compared with the query, so a search restricted to a few documents
+    /// finds their best chunks, which a walk of the whole graph filtered
+    /// afterwards may pass by; it costs a lookup and a product per id.
+    pub fn search_among(
+        &self,
+        user_id: Uuid,
+        query: &[f32],
+        ids: &[i64],
+        limit: usize,
+    ) -> Result<Vec<(i64, f32)>> {
+        let Some(user) = self.get(user_id)? else {
+            return Ok(Vec::new());
+        };
+        let _using = user.using();
+        user.nearest_among(query, ids, limit)
     }
 
     /// Like [`Self::search`], but `None` instead of waiting while the
@@ -495,6 +541,82 @@ mod tests {
                 handle.join().unwrap();
             }
         });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A vector added again under its key replaces the old one in place,
+    /// and a search among some keys ranks exactly those, as the whole
+    /// index's exact search would.
+    #[test]
+    fn a_key_added_again_is_replaced_and_searched_among_others() {
+        let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
+        let user = Uuid::new_v4();
+        let data = vectors(150);
+        let indexes = VectorIndexes::open(&dir, 16).unwrap();
+        indexes.add(user, &numbered(&data[..100])).unwrap();
+        let again: Vec<(i64, &[f32])> = (0..50)
+            .map(|i| (i as i64, data[100 + i].as_slice()))
+            .collect();
+        indexes.add(user, &again).unwrap();
+        assert_eq!(indexes.len(user).unwrap(), 100);
+        assert_eq!(indexes.search(user, &data[120], 1).unwrap()[0].0, 20);
+
+        let among = indexes
+            .search_among(user, &data[120], &[77, 3, 20, 9_999], 10)
+            .unwrap();
+        assert_eq!(
+            among.iter().map(|h| h.0).collect::<Vec<_>>()[0],
+            20,
+            "{among:?}"
+        );
+        assert_eq!(among.len(), 3, "the unknown key is left out: {among:?}");
+        let everything = indexes.search(user, &data[120], 100).unwrap();
+        for (id, distance) in &among {
+            let (_, exact) = everything.iter().find(|h| h.0 == *id).unwrap();
+            assert!((distance - exact).abs() < 1e-3, "{id}: {distance} {exact}");
+        }
+        assert!(among.windows(2).all(|w| w[0].1 <= w[1].1), "{among:?}");
+        assert!(
+            indexes
+                .search_among(Uuid::new_v4(), &data[0], &[1, 2], 10)
+                .unwrap()
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// While a user's vectors are replaced in batches, a search among
+    /// their keys finds every key each time.
+    #[test]
+    fn a_replaced_vector_is_never_missing() {
+        let dir = std::env::temp_dir().join(format!("pai-vectors-{}", Uuid::new_v4()));
+        let user = Uuid::new_v4();
+        let data = vectors(200);
+        let indexes = VectorIndexes::open(&dir, 16).unwrap();
+        indexes.add(user, &numbered(&data[..100])).unwrap();
+        let ids: Vec<i64> = (0..100).collect();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let searcher = scope.spawn(|| {
+                let mut searches = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || searches == 0 {
+                    let found = indexes.search_among(user, &data[0], &ids, 100).unwrap();
+                    assert_eq!(found.len(), 100);
+                    searches += 1;
+                }
+                searches
+            });
+            for round in 0..20 {
+                let offset = 100 * (round % 2);
+                let pairs: Vec<(i64, &[f32])> = (0..100)
+                    .map(|i| (i as i64, data[offset + i].as_slice()))
+                    .collect();
+                indexes.add(user, &pairs).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(searcher.join().unwrap() > 0);
+        });
+        assert_eq!(indexes.len(user).unwrap(), 100);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,261 @@
+//! What the tests of a whole [`SearchCore`] share: a PostgreSQL database
+//! of their own (dropped afterwards), an embedder served in this process
+//! whose vectors are made of a text's words (so which chunks are nearest a
+//! query is known), and [`Pauses`], which stops a re-index at each
+//! [`Moment`] until the test lets it go on.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pai_common::config::{Env, JwtSettings};
+use pai_common::grpc::LocalServers;
+use pai_common::identity::{JwtKeys, ServiceCredential};
+use pai_proto::v1::inference_internal_client::InferenceInternalClient;
+use pai_proto::v1::inference_internal_server::{InferenceInternal, InferenceInternalServer};
+use pai_proto::v1::{EmbedRequest, EmbedResponse, Embedding};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+use tonic::service::Routes;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{ChunkText, Moment, Pause, SearchCore};
+use crate::repo::Source;
+use crate::vector_index::DIMENSIONS;
+
+const JWT_SECRET: &str = "search-core-tests-0123456789-abcdefghijklmnopqrstuvwxyz";
+/// Where the embedder is registered; nothing listens there.
+const INFERENCE_URL: &str = "http://inference.search-tests.invalid:1";
+/// How long a test waits for a change to reach a moment before it fails
+/// (a guard against a hang, not a pace: moments come in milliseconds).
+const MOMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn admin_url() -> String {
+    std::env::var("PAI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
+}
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// A unit vector of its own per word (xorshift seeded by the word's
+/// FNV-1a hash).
+fn word_vector(word: &str) -> Vec<f32> {
+    let mut state = word.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    }) | 1;
+    let vector: Vec<f32> = (0..DIMENSIONS)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 2_000) as f32 / 1_000.0 - 1.0
+        })
+        .collect();
+    unit(vector)
+}
+
+fn unit(mut vector: Vec<f32>) -> Vec<f32> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+    vector
+}
+
+/// The sum of a text's word vectors, made unit: texts that share words
+/// are near, the more so the fewer other words they have.
+pub fn embed_words(text: &str) -> Vec<f32> {
+    let mut sum = vec![0.0_f32; DIMENSIONS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        for (total, x) in sum.iter_mut().zip(word_vector(&word.to_lowercase())) {
+            *total += x;
+        }
+    }
+    unit(sum)
+}
+
+struct WordEmbedder;
+
+#[tonic::async_trait]
+impl InferenceInternal for WordEmbedder {
+    async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let embeddings = request
+            .into_inner()
+            .texts
+            .iter()
+            .map(|text| Embedding {
+                values: embed_words(text),
+            })
+            .collect();
+        Ok(Response::new(EmbedResponse {
+            embeddings,
+            model: "words".into(),
+            dimensions: DIMENSIONS as u32,
+        }))
+    }
+}
+
+/// A [`SearchCore`] over a database and an index folder of its own.
+pub struct TestCore {
+    pub core: Arc<SearchCore>,
+    db_name: String,
+    dir: PathBuf,
+}
+
+impl TestCore {
+    /// Opens a core; `pause`, when given, runs at each moment of a re-index.
+    pub async fn start(pause: Option<Pause>) -> Self {
+        let db_name = format!("pai_test_search_{}", Uuid::new_v4().simple());
+        let url = with_database(&admin_url(), &db_name);
+        pai_common::db::ensure_database(&url)
+            .await
+            .expect("create the test database");
+        let pool = PgPool::connect(&url).await.expect("test pool");
+        pai_common::db::migrate(&pool, crate::SCHEMA, &crate::MIGRATOR)
+            .await
+            .expect("migrate");
+        let local = LocalServers::new(true);
+        local.register(
+            INFERENCE_URL,
+            Routes::new(InferenceInternalServer::new(WordEmbedder)),
+        );
+        let jwt = JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET_KEY", JWT_SECRET)]))
+            .expect("jwt settings");
+        let embedder = InferenceInternalClient::with_interceptor(
+            local.channel(INFERENCE_URL).expect("channel"),
+            ServiceCredential::new(Arc::new(JwtKeys::new(&jwt)), "search"),
+        );
+        let dir = std::env::temp_dir().join(format!("pai-search-core-{}", Uuid::new_v4()));
+        let mut core = SearchCore::open(pool, dir.clone(), 16, embedder)
+            .await
+            .expect("open the core");
+        core.pause = pause;
+        Self {
+            core: Arc::new(core),
+            db_name,
+            dir,
+        }
+    }
+
+    /// Drops the database and the index folder.
+    pub async fn stop(self) {
+        self.core.pool.close().await;
+        drop(self.core);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let mut admin = PgConnection::connect(&admin_url()).await.expect("admin");
+        sqlx::raw_sql(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.db_name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test database");
+    }
+}
+
+/// A document of `user` titled `title`, one chunk per text, ordinals from 0.
+pub fn document(user_id: Uuid, id: Uuid, kind: &str, texts: &[&str]) -> (Source, Vec<ChunkText>) {
+    let source = Source {
+        user_id,
+        kind: kind.to_owned(),
+        id,
+        title: "notes.pdf".into(),
+        category: "generic".into(),
+    };
+    let chunks = texts
+        .iter()
+        .enumerate()
+        .map(|(n, text)| ChunkText {
+            ordinal: n as i32,
+            page: 1,
+            start: 0,
+            end: text.len() as i32,
+            text: (*text).to_owned(),
+        })
+        .collect();
+    (source, chunks)
+}
+
+/// Stops each re-index at each [`Moment`] while holding is on, until the
+/// test releases it.
+pub struct Pauses {
+    holding: Arc<AtomicBool>,
+    arrivals: mpsc::UnboundedReceiver<(Moment, oneshot::Sender<()>)>,
+    /// Moments reached that the test has not asked for yet, each held.
+    reached: HashMap<Moment, oneshot::Sender<()>>,
+}
+
+/// A change stopped at a moment; it goes on when this is dropped.
+pub struct Held(
+    #[expect(dead_code, reason = "dropping it releases the change")] oneshot::Sender<()>,
+);
+
+impl Pauses {
+    /// The hook to give the core, and the handle that holds its changes
+    /// (not holding yet).
+    pub fn new() -> (Pause, Self) {
+        let holding = Arc::new(AtomicBool::new(false));
+        let (arrive, arrivals) = mpsc::unbounded_channel();
+        let hook_holding = Arc::clone(&holding);
+        let pause: Pause = Arc::new(move |moment| {
+            let holding = hook_holding.load(Ordering::SeqCst);
+            let arrive = arrive.clone();
+            Box::pin(async move {
+                if !holding {
+                    return;
+                }
+                let (go_on, released) = oneshot::channel();
+                if arrive.send((moment, go_on)).is_ok() {
+                    // Released, or the test dropped its handle: go on.
+                    let _ = released.await;
+                }
+            })
+        });
+        let pauses = Self {
+            holding,
+            arrivals,
+            reached: HashMap::new(),
+        };
+        (pause, pauses)
+    }
+
+    pub fn hold(&self, holding: bool) {
+        self.holding.store(holding, Ordering::SeqCst);
+    }
+
+    /// Waits until the change stands at `moment`, and holds it there.
+    pub async fn at(&mut self, moment: Moment) -> Held {
+        loop {
+            if let Some(go_on) = self.reached.remove(&moment) {
+                return Held(go_on);
+            }
+            let (reached, go_on) = tokio::time::timeout(MOMENT_TIMEOUT, self.arrivals.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the change never reached {moment:?}"))
+                .expect("the core is gone");
+            assert!(
+                self.reached.insert(reached, go_on).is_none(),
+                "{reached:?} twice"
+            );
+        }
+    }
+}
