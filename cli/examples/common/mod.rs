@@ -167,7 +167,7 @@ impl Bench {
             .map(|dir| dir.join("pai"))
             .filter(|path| path.exists())
             .context("build the pai binary first: cargo build --release -p pai")?;
-        let env = Env::from_pairs([
+        let mut env = Env::from_pairs([
             ("DATABASE_URL", format!("{root}/pai_bench_{id}?{query}")),
             ("AMQP_EVENTS_EXCHANGE", format!("pai.bench.{id}")),
             ("JWT_SECRET_KEY", format!("bench-secret-{id}")),
@@ -192,7 +192,26 @@ impl Bench {
                 data.join("vector_db").display().to_string(),
             ),
             ("PAI_EXTRACT_PROGRAM", pai.display().to_string()),
+            (
+                "LLM_MODEL_PATH",
+                std::env::var("LLM_MODEL_PATH").unwrap_or_else(|_| {
+                    format!("{home}/.cache/pai/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+                }),
+            ),
         ]);
+        // The answering settings a run may vary pass through.
+        for name in [
+            "ASK_THREADS",
+            "ASK_PARALLEL",
+            "ASK_CONTEXT_TOKENS",
+            "ASK_MAX_TOKENS",
+            "ASK_QUEUE_MAX",
+            "ASK_DEADLINE_SECS",
+        ] {
+            if let Ok(value) = std::env::var(name) {
+                env = env.with(name, value);
+            }
+        }
         pai_common::telemetry::init(&env);
         stack::migrate(&env, &Service::ALL).await?;
         let mut bench = Self {
