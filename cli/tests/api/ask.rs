@@ -377,21 +377,27 @@ async fn a_dropped_stream_stops_its_generation() {
         stored["timings"]["generated_tokens"].as_u64().unwrap() < 200,
         "{stored}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
+    // The generation thread frees the sequence at its next step.
+    let mut counted = false;
+    for _ in 0..200 {
+        let metrics = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        counted = metrics
             .lines()
-            .any(|l| l.starts_with("pai_inference_generations_total{stop=\"cancelled\"}")),
-        "no cancelled generation in the metrics"
-    );
+            .any(|l| l.starts_with("pai_inference_generations_total{stop=\"cancelled\"}"));
+        if counted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(counted, "no cancelled generation in the metrics");
     app.finish().await;
 }
 
