@@ -1,8 +1,7 @@
 //! What the tests of a whole [`SearchCore`] share: a PostgreSQL database
-//! of their own (dropped afterwards), an embedder served in this process
-//! whose vectors are made of a text's words (so which chunks are nearest a
-//! query is known), and [`Pauses`], which stops a re-index at each
-//! [`Moment`] until the test lets it go on.
+//! of their own (dropped afterwards), the real inference service with the
+//! default model (all-MiniLM-L6-v2) served in this process, and [`Pauses`],
+//! which stops a re-index at each [`Moment`] until the test lets it go on.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,28 +9,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pai_common::config::{Env, JwtSettings};
+use pai_common::config::Env;
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, ServiceCredential};
+use pai_inference::InferenceSettings;
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
-use pai_proto::v1::inference_internal_server::{InferenceInternal, InferenceInternalServer};
-use pai_proto::v1::{EmbedRequest, EmbedResponse, Embedding};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
-use tonic::service::Routes;
-use tonic::{Request, Response, Status};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{ChunkText, Moment, Pause, SearchCore};
 use crate::repo::Source;
-use crate::vector_index::DIMENSIONS;
 
 const JWT_SECRET: &str = "search-core-tests-0123456789-abcdefghijklmnopqrstuvwxyz";
-/// Where the embedder is registered; nothing listens there.
-const INFERENCE_URL: &str = "http://inference.search-tests.invalid:1";
 /// How long a test waits for a change to reach a moment before it fails
 /// (a guard against a hang, not a pace: moments come in milliseconds).
 const MOMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default model's folder: `EMBEDDING_MODEL_PATH`, else
+/// `$HOME/.cache/pai/models/all-minilm-l6-v2`.
+fn model_path() -> String {
+    std::env::var("EMBEDDING_MODEL_PATH")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/pai/models/all-minilm-l6-v2")
+        })
+}
 
 fn admin_url() -> String {
     std::env::var("PAI_TEST_DATABASE_URL")
@@ -50,75 +57,16 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A unit vector of its own per word (xorshift seeded by the word's
-/// FNV-1a hash).
-fn word_vector(word: &str) -> Vec<f32> {
-    let mut state = word.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    }) | 1;
-    let vector: Vec<f32> = (0..DIMENSIONS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 2_000) as f32 / 1_000.0 - 1.0
-        })
-        .collect();
-    unit(vector)
-}
-
-fn unit(mut vector: Vec<f32>) -> Vec<f32> {
-    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        vector.iter_mut().for_each(|x| *x /= norm);
-    }
-    vector
-}
-
-/// The sum of a text's word vectors, made unit: texts that share words
-/// are near, the more so the fewer other words they have.
-pub fn embed_words(text: &str) -> Vec<f32> {
-    let mut sum = vec![0.0_f32; DIMENSIONS];
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        for (total, x) in sum.iter_mut().zip(word_vector(&word.to_lowercase())) {
-            *total += x;
-        }
-    }
-    unit(sum)
-}
-
-struct WordEmbedder;
-
-#[tonic::async_trait]
-impl InferenceInternal for WordEmbedder {
-    async fn embed(
-        &self,
-        request: Request<EmbedRequest>,
-    ) -> Result<Response<EmbedResponse>, Status> {
-        let embeddings = request
-            .into_inner()
-            .texts
-            .iter()
-            .map(|text| Embedding {
-                values: embed_words(text),
-            })
-            .collect();
-        Ok(Response::new(EmbedResponse {
-            embeddings,
-            model: "words".into(),
-            dimensions: DIMENSIONS as u32,
-        }))
-    }
-}
-
-/// A [`SearchCore`] over a database and an index folder of its own.
+/// A [`SearchCore`] over a database and an index folder of its own, its
+/// embeddings from the inference service running in this process.
 pub struct TestCore {
     pub core: Arc<SearchCore>,
     db_name: String,
     dir: PathBuf,
+    /// Stops the inference service.
+    shutdown: CancellationToken,
+    /// The inference service; it panics if it fails.
+    serving: JoinHandle<()>,
 }
 
 impl TestCore {
@@ -133,16 +81,32 @@ impl TestCore {
         pai_common::db::migrate(&pool, crate::SCHEMA, &crate::MIGRATOR)
             .await
             .expect("migrate");
+        // The inference service loads the model (about a second), then
+        // registers itself in `local`; embeddings asked for before then
+        // wait on its listener.
+        let settings = InferenceSettings::from_env(&Env::from_pairs([
+            ("EMBEDDING_MODEL_PATH", model_path()),
+            ("JWT_SECRET_KEY", JWT_SECRET.to_owned()),
+        ]))
+        .expect("inference settings (the default model installed by `make models`)");
+        let keys = Arc::new(JwtKeys::new(&settings.jwt));
+        let (listener, addr) = pai_common::grpc::bind("127.0.0.1:0")
+            .await
+            .expect("bind the inference listener");
         let local = LocalServers::new(true);
-        local.register(
-            INFERENCE_URL,
-            Routes::new(InferenceInternalServer::new(WordEmbedder)),
-        );
-        let jwt = JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET_KEY", JWT_SECRET)]))
-            .expect("jwt settings");
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn({
+            let serving =
+                pai_inference::serve(settings, None, listener, shutdown.clone(), local.clone());
+            async move {
+                if let Err(err) = serving.await {
+                    panic!("the inference service failed: {err:#}");
+                }
+            }
+        });
         let embedder = InferenceInternalClient::with_interceptor(
-            local.channel(INFERENCE_URL).expect("channel"),
-            ServiceCredential::new(Arc::new(JwtKeys::new(&jwt)), "search"),
+            local.channel(&format!("http://{addr}")).expect("channel"),
+            ServiceCredential::new(keys, "search"),
         );
         let dir = std::env::temp_dir().join(format!("pai-search-core-{}", Uuid::new_v4()));
         let mut core = SearchCore::open(pool, dir.clone(), 16, embedder)
@@ -153,11 +117,15 @@ impl TestCore {
             core: Arc::new(core),
             db_name,
             dir,
+            shutdown,
+            serving,
         }
     }
 
-    /// Drops the database and the index folder.
+    /// Stops the inference service; drops the database and the index folder.
     pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.serving.await.expect("the inference service");
         self.core.pool.close().await;
         drop(self.core);
         let _ = std::fs::remove_dir_all(&self.dir);
