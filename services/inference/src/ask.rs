@@ -208,41 +208,13 @@ impl AskCore {
             out,
         };
 
-        if !answer.context.answerable() {
-            repo::insert(
-                &self.pool,
-                id,
-                user.user_id,
-                &question.text,
-                &question.filters,
-            )
-            .await?;
-            tokio::spawn(answer.refuse());
-            return Ok(stream);
-        }
-
-        let (events, generated) = mpsc::unbounded_channel();
-        let job = Job {
-            prompt: answer.context.prompt(&question.text),
-            max_tokens: question.filters.max_tokens,
-            deadline: arrived + self.limits.deadline,
-            enqueued: Instant::now(),
-            events,
+        // Queued before it is stored: a question turned away (429) leaves
+        // no row. Dropping `generated` on an error below cancels the job.
+        let generated = if answer.context.answerable() {
+            Some(self.enqueue(user.user_id, &answer, &question, arrived)?)
+        } else {
+            None
         };
-        match self.llm.submit(user.user_id, job) {
-            Ok(()) => {}
-            Err(PushError::Full(full)) => {
-                metrics::counter!("pai_inference_ask_refused_total", "reason" => "queue_full")
-                    .increment(1);
-                return Err(InferenceError::Busy {
-                    waiting: full.waiting,
-                    retry_after_secs: self.retry_after(full.waiting),
-                }
-                .into());
-            }
-            Err(PushError::Closed(_)) => return Err(InferenceError::GenerationStopped.into()),
-        }
-        // Dropping `generated` on an error here cancels the queued job.
         repo::insert(
             &self.pool,
             id,
@@ -251,8 +223,41 @@ impl AskCore {
             &question.filters,
         )
         .await?;
-        tokio::spawn(answer.generate(generated));
+        match generated {
+            Some(generated) => tokio::spawn(answer.generate(generated)),
+            None => tokio::spawn(answer.refuse()),
+        };
         Ok(stream)
+    }
+
+    /// Queues the generation of `answer` for `user`.
+    fn enqueue(
+        &self,
+        user: Uuid,
+        answer: &Answer,
+        question: &Question,
+        arrived: Instant,
+    ) -> Result<mpsc::UnboundedReceiver<GenEvent>> {
+        let (events, generated) = mpsc::unbounded_channel();
+        let job = Job {
+            prompt: answer.context.prompt(&question.text),
+            max_tokens: question.filters.max_tokens,
+            deadline: arrived + self.limits.deadline,
+            enqueued: Instant::now(),
+            events,
+        };
+        match self.llm.submit(user, job) {
+            Ok(()) => Ok(generated),
+            Err(PushError::Full(full)) => {
+                metrics::counter!("pai_inference_ask_refused_total", "reason" => "queue_full")
+                    .increment(1);
+                Err(InferenceError::Busy {
+                    waiting: full.waiting,
+                    retry_after_secs: self.retry_after(full.waiting),
+                })
+            }
+            Err(PushError::Closed(_)) => Err(InferenceError::GenerationStopped),
+        }
     }
 
     pub async fn list(&self, user: Uuid, page: pb::PageRequest) -> Result<(Vec<QueryRow>, String)> {
