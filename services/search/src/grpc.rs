@@ -1,6 +1,6 @@
 //! tonic handlers: thin adapters from protobuf to [`SearchCore`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use pai_common::UserContext;
 use pai_proto::Timestamp;
@@ -18,9 +18,32 @@ use crate::text_index::{Filters, SOURCE_KINDS};
 /// The most sources one search may be restricted to.
 const MAX_SOURCE_IDS: usize = 100;
 
+/// The handlers. They reach the core through a weak reference, and
+/// [`crate::serve`] owns it: their routes are registered in the process's
+/// [`pai_common::grpc::LocalServers`], which keeps them as long as any
+/// in-process client of search lives, and in-process clients form cycles
+/// (the core's embedder holds the inference service's routes, whose
+/// answers hold a search client, which holds these routes). A core owned
+/// here would outlive the service, every open index with it, still mapped
+/// while a restarted service opens the same folder.
 #[derive(Clone)]
 pub struct Grpc {
-    pub core: Arc<SearchCore>,
+    core: Weak<SearchCore>,
+}
+
+impl Grpc {
+    pub fn new(core: &Arc<SearchCore>) -> Self {
+        Self {
+            core: Arc::downgrade(core),
+        }
+    }
+
+    /// The core, while the service runs.
+    fn core(&self) -> Result<Arc<SearchCore>, Status> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the search service has stopped"))
+    }
 }
 
 fn uuid(value: &str, field: &str) -> Result<Uuid, Status> {
@@ -85,7 +108,7 @@ impl SearchService for Grpc {
         };
         let k = if req.k == 0 { 10 } else { req.k as usize };
         let (hits, took_ms) = self
-            .core
+            .core()?
             .search(user.user_id, &req.query, k, mode, filters)
             .await?;
         Ok(Response::new(pb::SearchResponse {
@@ -138,7 +161,7 @@ impl SearchInternal for Grpc {
                 text: c.text,
             })
             .collect();
-        let indexed = self.core.index_chunks(source, chunks).await?;
+        let indexed = self.core()?.index_chunks(source, chunks).await?;
         Ok(Response::new(pb::IndexChunksResponse {
             indexed: u32::try_from(indexed).unwrap_or(u32::MAX),
         }))
@@ -150,7 +173,7 @@ impl SearchInternal for Grpc {
     ) -> Result<Response<pb::DeleteSourceResponse>, Status> {
         let req = request.into_inner();
         let deleted = self
-            .core
+            .core()?
             .delete_source(
                 uuid(&req.user_id, "user_id")?,
                 &kind(&req.source_kind)?,
@@ -167,7 +190,7 @@ impl SearchInternal for Grpc {
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteSourceResponse>, Status> {
         let user_id = uuid(&request.get_ref().user_id, "user_id")?;
-        let deleted = self.core.delete_user(user_id).await?;
+        let deleted = self.core()?.delete_user(user_id).await?;
         Ok(Response::new(pb::DeleteSourceResponse {
             deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
         }))
@@ -177,7 +200,7 @@ impl SearchInternal for Grpc {
         &self,
         _request: Request<pb::RebuildRequest>,
     ) -> Result<Response<pb::RebuildResponse>, Status> {
-        let chunks = self.core.rebuild().await?;
+        let chunks = self.core()?.rebuild().await?;
         Ok(Response::new(pb::RebuildResponse { chunks }))
     }
 }

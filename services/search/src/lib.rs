@@ -10,6 +10,8 @@ mod grpc;
 mod index_thread;
 mod open_users;
 pub mod repo;
+#[cfg(test)]
+mod serve_tests;
 pub mod service;
 pub mod text_index;
 mod text_search;
@@ -122,11 +124,13 @@ pub async fn serve(
     shutdown: CancellationToken,
     local: LocalServers,
 ) -> anyhow::Result<()> {
+    // Owned here only (the handlers hold it weakly): when this returns, or
+    // is dropped, the core goes and every index it opened is closed, though
+    // the routes stay registered in `local` while a client in this process
+    // lives.
     let core = Arc::new(open(&settings, pool, &local).await?);
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let handlers = grpc::Grpc {
-        core: Arc::clone(&core),
-    };
+    let handlers = grpc::Grpc::new(&core);
     let (revocations, revocations_task) = follow_auth(
         &settings.auth_url,
         Arc::clone(&keys),
@@ -140,11 +144,14 @@ pub async fn serve(
         settings.event_retry,
         pai_common::amqp::SEARCH_USER_DELETED,
         shutdown.clone(),
-        move |user_id| {
+        {
             let core = Arc::clone(&core);
-            async move {
-                let removed = core.delete_user(user_id).await.map_err(|e| e.to_string())?;
-                Ok(removed as u64)
+            move |user_id| {
+                let core = Arc::clone(&core);
+                async move {
+                    let removed = core.delete_user(user_id).await.map_err(|e| e.to_string())?;
+                    Ok(removed as u64)
+                }
             }
         },
     ));
@@ -171,5 +178,6 @@ pub async fn serve(
     .await;
     shutdown.cancel();
     let _ = tokio::join!(events, revocations_task);
+    drop(core);
     result
 }

@@ -28,7 +28,7 @@ mod reindex_tests;
 #[cfg(test)]
 mod sources_tests;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use self::query::MAX_QUERY_CHARS;
 
