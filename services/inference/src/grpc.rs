@@ -1,7 +1,7 @@
 //! tonic handlers: thin adapters from protobuf to the [`Batcher`] and the
 //! [`AskCore`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use pai_common::UserContext;
 use pai_proto::v1::ask_service_server::AskService;
@@ -48,9 +48,27 @@ impl InferenceInternal for Grpc {
     }
 }
 
+/// The `AskService` handlers. They hold the core weakly: in one process the
+/// handlers stay registered for in-process callers after the service
+/// stops, and the core's search client leads back to them, so a strong
+/// reference would keep the model, its thread and the pool alive forever.
 #[derive(Clone)]
 pub struct Ask {
-    pub core: Arc<AskCore>,
+    core: Weak<AskCore>,
+}
+
+impl Ask {
+    pub fn new(core: &Arc<AskCore>) -> Self {
+        Self {
+            core: Arc::downgrade(core),
+        }
+    }
+
+    fn core(&self) -> Result<Arc<AskCore>, Status> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the inference service has stopped"))
+    }
 }
 
 #[tonic::async_trait]
@@ -71,7 +89,7 @@ impl AskService for Ask {
             .and_then(pai_common::identity::bearer_token)
             .map(str::to_owned)
             .ok_or_else(|| Status::unauthenticated("missing access token"))?;
-        let stream = self.core.ask(user, &token, request.into_inner()).await?;
+        let stream = self.core()?.ask(user, &token, request.into_inner()).await?;
         Ok(Response::new(ReceiverStream::new(stream)))
     }
 
@@ -81,7 +99,7 @@ impl AskService for Ask {
     ) -> Result<Response<pb::ListQueriesResponse>, Status> {
         let user = UserContext::from_request(&request)?;
         let page = request.into_inner().page.unwrap_or_default();
-        let (rows, next_cursor) = self.core.list(user.user_id, page).await?;
+        let (rows, next_cursor) = self.core()?.list(user.user_id, page).await?;
         Ok(Response::new(pb::ListQueriesResponse {
             queries: rows.iter().map(record).collect(),
             next_cursor,
@@ -94,7 +112,7 @@ impl AskService for Ask {
     ) -> Result<Response<pb::QueryRecord>, Status> {
         let user = UserContext::from_request(&request)?;
         let row = self
-            .core
+            .core()?
             .get(user.user_id, &request.into_inner().id)
             .await?;
         Ok(Response::new(record(&row)))
@@ -105,7 +123,7 @@ impl AskService for Ask {
         request: Request<pb::QueryId>,
     ) -> Result<Response<pb::DeleteQueryResponse>, Status> {
         let user = UserContext::from_request(&request)?;
-        self.core
+        self.core()?
             .delete(user.user_id, &request.into_inner().id)
             .await?;
         Ok(Response::new(pb::DeleteQueryResponse {}))

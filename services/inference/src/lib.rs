@@ -271,6 +271,7 @@ pub async fn serve(
         RequireService::new(Arc::clone(&keys)),
     ));
     let mut background = Vec::new();
+    let mut ask_core = None;
     if let (Some(ask), Some(llm)) = (ask, llm) {
         let channel = local
             .channel_with_deadline(&ask.settings.search_url, Duration::from_secs(30))
@@ -302,9 +303,12 @@ pub async fn serve(
         )));
         health.set_serving::<AskServiceServer<grpc::Ask>>().await;
         routes = routes.add_service(AskServiceServer::with_interceptor(
-            grpc::Ask { core },
+            grpc::Ask::new(&core),
             RequireUser::new(keys).with_revocations(revocations),
         ));
+        // The only strong reference but the event consumer's: dropped when
+        // this returns, which stops the generation thread.
+        ask_core = Some(core);
     }
     let result = grpc_util::serve(
         "inference",
@@ -318,5 +322,6 @@ pub async fn serve(
     for task in background {
         let _ = task.await;
     }
+    drop(ask_core);
     result
 }
