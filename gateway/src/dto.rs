@@ -41,7 +41,14 @@ impl From<pb::User> for User {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
-    pub refresh_token: String,
+    /// Absent in cookie mode (`X-Pai-Token-Mode: cookie`), where it is set
+    /// in the HttpOnly cookie `pai_refresh_<user_id>` instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Cookie mode only: the value of the `pai_csrf` cookie, to send back in
+    /// `X-CSRF-Token` on cookie-authenticated requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until the access token expires.
@@ -53,7 +60,8 @@ impl From<pb::TokenResponse> for TokenResponse {
     fn from(t: pb::TokenResponse) -> Self {
         Self {
             access_token: t.access_token,
-            refresh_token: t.refresh_token,
+            refresh_token: Some(t.refresh_token),
+            csrf_token: None,
             token_type: t.token_type,
             expires_in: t.expires_in,
             user: t.user.map(User::from),
@@ -80,8 +88,30 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+/// Give `refresh_token`; in cookie mode leave it out (or send no body) and
+/// the token comes from the cookie of `user_id` (default: the current
+/// account), with `X-CSRF-Token`.
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    pub refresh_token: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SwitchRequest {
+    pub user_id: String,
+}
+
+/// An account this browser holds a refresh cookie for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrowserAccount {
+    pub user_id: String,
+    /// Whether it is the account of `pai_current`.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrowserAccounts {
+    pub accounts: Vec<BrowserAccount>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2,6 +2,7 @@
 //! CORS, forwards each call over gRPC with the caller's token, and answers
 //! errors as RFC 9457 problem+json.
 
+mod cookies;
 mod dto;
 mod extract;
 mod metrics;
@@ -78,6 +79,12 @@ pub struct GatewaySettings {
     /// streamed: the limit runs until the answer begins, and bounds the
     /// call to the inference service.
     pub ask_timeout: Duration,
+    /// `Secure` on the cookie mode's cookies (`COOKIE_SECURE`, default
+    /// false; set it when clients reach pai over TLS).
+    pub cookie_secure: bool,
+    /// The Max-Age of a refresh cookie: the auth service's
+    /// `REFRESH_TOKEN_LIFETIME_DAYS` (default 30).
+    pub refresh_lifetime: Duration,
     pub jwt: JwtSettings,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
@@ -108,6 +115,11 @@ impl GatewaySettings {
             request_timeout: seconds(env, "REQUEST_TIMEOUT_SECS", 30)?,
             upload_timeout: seconds(env, "UPLOAD_TIMEOUT_SECS", 300)?,
             ask_timeout: seconds(env, "ASK_TIMEOUT_SECS", 300)?,
+            cookie_secure: env.parse("COOKIE_SECURE", false)?,
+            refresh_lifetime: Duration::from_secs(
+                env.parse("REFRESH_TOKEN_LIFETIME_DAYS", 30u64)?
+                    .saturating_mul(24 * 3600),
+            ),
             jwt: JwtSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             amqp: AmqpSettings::from_env(env)?,
@@ -158,6 +170,10 @@ fn build(
         keys: Arc::clone(&keys),
         revocations: Arc::new(RevocationSet::default()),
         limits: Limits::new(settings.rate_limit_rps, settings.rate_limit_burst),
+        cookies: cookies::CookieSettings {
+            secure: settings.cookie_secure,
+            refresh_lifetime: settings.refresh_lifetime,
+        },
         auth: AuthServiceClient::with_interceptor(
             auth_calls.clone(),
             ServiceCredential::new(Arc::clone(&keys), "gateway"),
@@ -206,7 +222,7 @@ fn build(
 }
 
 fn router(settings: &GatewaySettings, state: AppState) -> Router {
-    use routes::{admin, auth, documents, ops, queries, search, users};
+    use routes::{admin, auth, browser, documents, ops, queries, search, users};
 
     // Uploads stream through; the documents service enforces MAX_FILE_SIZE
     // exactly, this only stops a body far beyond it.
@@ -223,6 +239,8 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
+        .route("/auth/accounts", get(browser::accounts))
+        .route("/auth/switch", post(browser::switch))
         .route("/auth/sessions", get(auth::sessions))
         .route("/auth/sessions/all", delete(auth::revoke_all_sessions))
         .route("/auth/sessions/{id}", delete(auth::revoke_session))
@@ -258,7 +276,12 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(settings.allowed_origins.clone()))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(cookies::MODE_HEADER),
+            HeaderName::from_static(cookies::CSRF_HEADER),
+        ])
         .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
 

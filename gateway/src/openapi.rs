@@ -7,13 +7,14 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::{AskDelta, AskStarted};
 use crate::problem;
-use crate::routes::{admin, auth, documents, ops, queries, search, users};
+use crate::routes::{admin, auth, browser, documents, ops, queries, search, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pai", description = "Self-hosted personal AI agent: REST/JSON gateway."),
     paths(
-        auth::register, auth::login, auth::refresh, auth::logout, auth::sessions,
+        auth::register, auth::login, auth::refresh, auth::logout, browser::accounts,
+        browser::switch, auth::sessions,
         auth::revoke_session, auth::revoke_all_sessions, auth::validate,
         users::profile, users::update_profile, users::change_password, users::delete_account,
         users::account_status, users::deactivate, users::reactivate,

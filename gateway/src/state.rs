@@ -15,6 +15,7 @@ use pai_proto::v1::search_service_client::SearchServiceClient;
 use tonic::Request;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::cookies::CookieSettings;
 use crate::ratelimit::Limits;
 use crate::readiness::Readiness;
 
@@ -40,6 +41,7 @@ pub struct Shared {
     pub keys: Arc<JwtKeys>,
     pub revocations: Arc<RevocationSet>,
     pub limits: Limits,
+    pub cookies: CookieSettings,
     /// Public auth calls carry the gateway's service credential, so that
     /// auth takes the client address in them from the gateway alone.
     pub auth: AuthServiceClient<InterceptedService<GrpcChannel, ServiceCredential>>,

@@ -16,6 +16,7 @@ mod accounts;
 mod admin;
 mod ask;
 mod bad_input;
+mod browser_sessions;
 mod concurrency;
 mod corpus;
 mod deletion;

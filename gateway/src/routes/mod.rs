@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod documents;
 pub mod ops;
 pub mod queries;

@@ -132,14 +132,17 @@ pub async fn deactivate(
 }
 
 #[utoipa::path(post, path = "/api/users/reactivate", tag = "users", request_body = ReactivateRequest,
+    params(("X-Pai-Token-Mode" = Option<String>, Header,
+        description = "`cookie`: the refresh token goes into a cookie, as on login")),
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 423, body = Problem)))]
 pub async fn reactivate(
     State(state): State<AppState>,
     ip: ClientIp,
     UserAgent(agent): UserAgent,
+    mode: crate::cookies::TokenMode,
     Json(body): Json<ReactivateRequest>,
-) -> ApiResult<axum::Json<TokenResponse>> {
+) -> ApiResult<axum::response::Response> {
     let tokens = state
         .auth
         .clone()
@@ -150,5 +153,5 @@ pub async fn reactivate(
         })
         .await?
         .into_inner();
-    Ok(axum::Json(tokens.into()))
+    crate::routes::browser::token_response(&state, mode.cookie, StatusCode::OK, tokens)
 }
