@@ -1,0 +1,77 @@
+"use client";
+
+import { useCallback, useEffect, useState } from "react";
+import { AnswerText } from "@/components/ask/AnswerText";
+import { ProtectedRoute } from "@/components/auth/ProtectedRoute";
+import { deleteQuery, listQueries } from "@/lib/api";
+import { messageOf } from "@/lib/errors";
+import { formatTime } from "@/lib/fieldErrors";
+import type { QueryRecord } from "@/lib/types";
+
+const PAGE = 20;
+
+function History() {
+  const [queries, setQueries] = useState<QueryRecord[] | null>(null);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+
+  const load = useCallback(async (after?: string) => {
+    try {
+      const page = await listQueries(after, PAGE);
+      setQueries((list) => (after ? [...(list ?? []), ...page.queries] : page.queries));
+      setCursor(page.next_cursor);
+      setError(null);
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  }, []);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  async function remove(q: QueryRecord) {
+    try {
+      await deleteQuery(q.id);
+      setQueries((list) => list?.filter((x) => x.id !== q.id) ?? null);
+      setMessage("Question deleted.");
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  }
+
+  return (
+    <>
+      <h1>History</h1>
+      <p role="status" aria-live="polite" className="notice">{message}</p>
+      {error && <p role="alert" className="form-error">{error}</p>}
+      {!queries ? (
+        <p className="muted">Loading history…</p>
+      ) : queries.length === 0 ? (
+        <p className="muted">No questions yet.</p>
+      ) : (
+        <ol className="list">
+          {queries.map((q) => (
+            <li key={q.id} className="card">
+              <h2 style={{ marginTop: 0 }}>{q.query}</h2>
+              <p className="muted">
+                {formatTime(q.created_at)} · <span className={`badge status-${q.status}`}>{q.status}</span>
+              </p>
+              {q.response && <AnswerText text={q.response} sources={q.sources} />}
+              {q.error && <p className="field-error">{q.error}</p>}
+              <button type="button" className="danger" onClick={() => remove(q)} aria-label={`Delete the question “${q.query}”`}>
+                Delete
+              </button>
+            </li>
+          ))}
+        </ol>
+      )}
+      {cursor && <p><button type="button" onClick={() => load(cursor)}>Show older questions</button></p>}
+    </>
+  );
+}
+
+export default function HistoryPage() {
+  return <ProtectedRoute><History /></ProtectedRoute>;
+}

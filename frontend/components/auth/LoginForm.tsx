@@ -1,0 +1,65 @@
+"use client";
+
+import { useState, type FormEvent } from "react";
+import { useRouter } from "next/navigation";
+import { Field } from "@/components/form/Field";
+import { FormError } from "@/components/form/FormError";
+import { useAuth } from "@/hooks/useAuth";
+import { safeNext } from "@/lib/auth";
+import { ApiError, messageOf } from "@/lib/errors";
+import { formatTime } from "@/lib/fieldErrors";
+
+/** Sign in by email (or username) and password; goes back to `?next=` after. */
+export function LoginForm() {
+  const { login } = useAuth();
+  const router = useRouter();
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [errors, setErrors] = useState<{ email?: string; password?: string; form?: string }>({});
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    const next: typeof errors = {};
+    if (!email.trim()) next.email = "Enter your email (or username).";
+    if (!password) next.password = "Enter your password.";
+    setErrors(next);
+    if (next.email || next.password) return;
+    setBusy(true);
+    try {
+      await login(email.trim(), password);
+      router.replace(safeNext(new URLSearchParams(window.location.search).get("next")));
+    } catch (error) {
+      setErrors(describe(error));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form onSubmit={submit} noValidate className="card form" aria-busy={busy}>
+      <Field label="Email" name="email" type="text" autoComplete="username" value={email}
+        onChange={(e) => setEmail(e.target.value)} error={errors.email} required />
+      <Field label="Password" name="password" type="password" autoComplete="current-password" value={password}
+        onChange={(e) => setPassword(e.target.value)} error={errors.password} required />
+      <FormError message={errors.form} />
+      <button type="submit" className="primary" disabled={busy}>{busy ? "Signing in…" : "Sign in"}</button>
+    </form>
+  );
+}
+
+function describe(error: unknown): { email?: string; password?: string; form?: string } {
+  if (error instanceof ApiError) {
+    if (error.status === 423) {
+      const until = error.lockedUntil;
+      return { form: `This account is locked after too many failed sign-ins${until ? ` until ${formatTime(until)}` : ""}. ${error.detail}` };
+    }
+    if (error.status === 429) {
+      return { form: `Too many attempts; try again${error.retryAfter ? ` in ${error.retryAfter} s` : " later"}.` };
+    }
+    if (error.status === 401) return { password: error.detail || "Wrong email or password." };
+    if (error.field === "email" || error.field === "username") return { email: error.detail };
+    if (error.field === "password") return { password: error.detail };
+  }
+  return { form: messageOf(error) };
+}
