@@ -17,7 +17,9 @@ export interface AuthValue {
   accounts: HeldAccount[];
   login: (loginName: string, password: string) => Promise<User | null>;
   register: (input: api.RegisterInput) => Promise<User | null>;
-  logout: () => Promise<void>;
+  /** Signs out of the current account; resolves to the account now current, if the browser holds another. */
+  logout: () => Promise<User | null>;
+  reactivate: (email: string, password: string) => Promise<User | null>;
   switchAccount: (userId: string) => Promise<void>;
   reloadAccounts: () => Promise<void>;
   setUser: (user: User) => void;
@@ -105,12 +107,14 @@ export function AuthProvider({ children }: { children: ReactNode }) {
         await api.logout();
         // Another account this browser holds may now be current.
         try {
-          await afterTokens(await api.refreshToken());
+          return await afterTokens(await api.refreshToken());
         } catch {
           setStatus("signed-out");
           await reloadAccounts();
+          return null;
         }
       },
+      reactivate: async (email, password) => afterTokens(await api.reactivateAccount(email, password)),
       switchAccount: async (userId) => {
         await afterTokens(await api.switchAccount(userId));
       },

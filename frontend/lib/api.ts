@@ -102,14 +102,20 @@ function buildInit(options: RequestOptions): RequestInit {
 /** Fetches an API path; resolves to the Response when it is 2xx, else throws ApiError. */
 export async function apiFetch(path: string, options: RequestOptions = {}): Promise<Response> {
   const url = `${BASE}${path}`;
+  const sent = getAccessToken();
   let response = await fetch(url, buildInit(options));
   if (response.status === 401 && options.auth !== false) {
     const original = await problemFrom(response);
-    try {
-      await refreshToken();
-    } catch {
-      endSession();
-      throw original;
+    // A refresh that finished while this request was in flight already gave
+    // a new token: retry with it rather than refreshing again.
+    const current = getAccessToken();
+    if (!current || current === sent) {
+      try {
+        await refreshToken();
+      } catch {
+        endSession();
+        throw original;
+      }
     }
     response = await fetch(url, buildInit(options));
   }

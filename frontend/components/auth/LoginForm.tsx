@@ -11,12 +11,27 @@ import { formatTime } from "@/lib/fieldErrors";
 
 /** Sign in by email (or username) and password; goes back to `?next=` after. */
 export function LoginForm() {
-  const { login } = useAuth();
+  const { login, reactivate } = useAuth();
   const router = useRouter();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState<{ email?: string; password?: string; form?: string }>({});
+  const [canReactivate, setCanReactivate] = useState(false);
+
+  const goOn = () => router.replace(safeNext(new URLSearchParams(window.location.search).get("next")));
+
+  async function onReactivate() {
+    setBusy(true);
+    try {
+      await reactivate(email.trim(), password);
+      goOn();
+    } catch (error) {
+      setErrors(describe(error));
+    } finally {
+      setBusy(false);
+    }
+  }
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -28,9 +43,11 @@ export function LoginForm() {
     setBusy(true);
     try {
       await login(email.trim(), password);
-      router.replace(safeNext(new URLSearchParams(window.location.search).get("next")));
+      goOn();
     } catch (error) {
       setErrors(describe(error));
+      // The user's own deactivation is undone by reactivating (an admin's is not).
+      setCanReactivate(error instanceof ApiError && /deactivated;/.test(error.detail) && email.includes("@"));
     } finally {
       setBusy(false);
     }
@@ -44,6 +61,9 @@ export function LoginForm() {
         onChange={(e) => setPassword(e.target.value)} error={errors.password} required />
       <FormError message={errors.form} />
       <button type="submit" className="primary" disabled={busy}>{busy ? "Signing in…" : "Sign in"}</button>
+      {canReactivate && (
+        <button type="button" onClick={onReactivate} disabled={busy}>Reactivate account and sign in</button>
+      )}
     </form>
   );
 }
@@ -57,6 +77,7 @@ function describe(error: unknown): { email?: string; password?: string; form?: s
     if (error.status === 429) {
       return { form: `Too many attempts; try again${error.retryAfter ? ` in ${error.retryAfter} s` : " later"}.` };
     }
+    if (/deactivated/.test(error.detail)) return { form: error.detail };
     if (error.status === 401) return { password: error.detail || "Wrong email or password." };
     if (error.field === "email" || error.field === "username") return { email: error.detail };
     if (error.field === "password") return { password: error.detail };

@@ -38,9 +38,9 @@ export function UserMenu() {
   }
 
   async function onSignOut() {
-    await logout().catch(() => undefined);
+    const next = await logout().catch(() => null);
     setOpen(false);
-    router.replace("/auth/login/");
+    router.replace(next ? "/documents/" : "/auth/login/");
   }
 
   return (
