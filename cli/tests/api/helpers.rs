@@ -50,18 +50,6 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// Replaces the database name of a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -132,7 +120,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let jwt_secret = format!("test-secret-{id}");
     let data_dir = std::env::temp_dir().join(format!("pai-test-{id}"));
     let mut env = Env::from_pairs([
-        ("DATABASE_URL", with_database(&admin_db_url(), &db_name)),
+        (
+            "DATABASE_URL",
+            pai_common::db::with_database(&admin_db_url(), &db_name),
+        ),
         ("DB_POOL_SIZE", "10".into()),
         ("AMQP_URL", amqp_url()),
         ("AMQP_EVENTS_EXCHANGE", exchange.clone()),
@@ -171,7 +162,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let auth_addr = stack.auth_addr.expect("auth address");
     let documents_addr = stack.documents_addr.expect("documents address");
     let search_addr = stack.search_addr.expect("search address");
-    let db = PgPool::connect(&with_database(&admin_db_url(), &db_name))
+    let db = PgPool::connect(&pai_common::db::with_database(&admin_db_url(), &db_name))
         .await
         .expect("test pool");
     let app = TestApp {

@@ -173,7 +173,9 @@ pub fn backend() -> Result<&'static LlamaBackend, String> {
 impl Llm {
     /// Loads the model and starts the generation thread; blocks until the
     /// model is loaded and the shared prefix decoded (call it off the async
-    /// workers). An unreadable or corrupt model file is an error naming it.
+    /// workers). An unreadable or corrupt model file is an error naming it
+    /// (checked here too: llama-cpp-2 asserts, in debug builds, that the
+    /// file exists).
     pub fn start(settings: LlmSettings) -> Result<Self, LlmError> {
         let load_error = |reason: String| LlmError::Load {
             path: settings.model_path.display().to_string(),
@@ -331,6 +333,7 @@ fn thread_main(
         prefix,
         prefix_seq,
         slots: (0..parallel).map(|_| None).collect(),
+        batch: LlamaBatch::new(BATCH_TOKENS, 1),
         context_tokens: settings.context_tokens as usize,
         active,
     };
@@ -425,6 +428,8 @@ struct Engine<'m> {
     prefix: Vec<LlamaToken>,
     prefix_seq: i32,
     slots: Vec<Option<Sequence>>,
+    /// Reused by every step.
+    batch: LlamaBatch<'m>,
     context_tokens: usize,
     active: &'m AtomicUsize,
 }
@@ -589,7 +594,8 @@ impl Engine<'_> {
     /// Decodes one batch: a token of every generating sequence and a slice
     /// of every prompt being read; samples where a sequence needs a token.
     fn step(&mut self) {
-        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+        let batch = &mut self.batch;
+        batch.clear();
         let mut sample_at: Vec<(usize, i32)> = Vec::new();
         let mut in_batch: Vec<usize> = Vec::new();
         let mut added = 0usize;
@@ -644,7 +650,7 @@ impl Engine<'_> {
         }
         if failed.is_none()
             && added > 0
-            && let Err(err) = self.ctx.decode(&mut batch)
+            && let Err(err) = self.ctx.decode(batch)
         {
             failed = Some(format!("llama.cpp could not decode: {err}"));
         }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::repo::{self, NewChunk, Source};
-use crate::service::testing::{admin_url, with_database};
+use crate::service::testing::admin_url;
 use crate::vector_index::DIMENSIONS;
 use crate::{SearchSettings, held_under, serve};
 
@@ -41,7 +41,7 @@ fn delete_nothing(token: &str) -> tonic::Request<DeleteSourceRequest> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_service_holds_no_index_while_its_routes_live() {
     let db_name = format!("pai_test_search_{}", Uuid::new_v4().simple());
-    let url = with_database(&admin_url(), &db_name);
+    let url = pai_common::db::with_database(&admin_url(), &db_name);
     pai_common::db::ensure_database(&url)
         .await
         .expect("create the test database");

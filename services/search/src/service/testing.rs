@@ -45,18 +45,6 @@ pub(crate) fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
-/// Replaces the database name of a PostgreSQL URL.
-pub(crate) fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
 /// A [`SearchCore`] over a database and an index folder of its own, its
 /// embeddings from the inference service running in this process.
 pub struct TestCore {
@@ -73,7 +61,7 @@ impl TestCore {
     /// Opens a core; `pause`, when given, runs at each moment of a re-index.
     pub async fn start(pause: Option<Pause>) -> Self {
         let db_name = format!("pai_test_search_{}", Uuid::new_v4().simple());
-        let url = with_database(&admin_url(), &db_name);
+        let url = pai_common::db::with_database(&admin_url(), &db_name);
         pai_common::db::ensure_database(&url)
             .await
             .expect("create the test database");
