@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Browser tests of the web app (issue 30): Playwright with Debian's chromium,
+# headless, against a real running stack (scripts/lib/stack.sh).
+#
+# Installs only what is missing: chromium (apt), the npm packages (when
+# node_modules is missing or older than package-lock.json); builds the
+# static export when frontend/out is missing or older than its sources.
+# Never downloads a browser. Exit status: the tests'.
+#
+#   CHROMIUM_PATH   the browser (default /usr/bin/chromium)
+#   PAI             the pai binary (default: the debug build)
+#   any extra arguments go to `playwright test` (e.g. e2e/auth.spec.ts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+source scripts/lib/stack.sh
+
+export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export EMBEDDING_MODEL_PATH=${EMBEDDING_MODEL_PATH:-$HOME/.cache/pai/models/all-minilm-l6-v2}
+export LLM_MODEL_PATH=${LLM_MODEL_PATH:-$HOME/.cache/pai/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf}
+
+[ -x "$CHROMIUM_PATH" ] || stack_apt_install chromium
+command -v npm >/dev/null || stack_apt_install nodejs npm
+
+cd frontend
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  echo "web-test: npm ci"
+  npm ci --no-audit --no-fund
+  touch node_modules
+fi
+
+# The export is stale when any of its sources is newer than out/.
+stale=
+if [ ! -f out/index.html ]; then
+  stale=1
+elif [ -n "$(find app components contexts hooks lib package-lock.json next.config.ts tsconfig.json \
+    -newer out/index.html -type f -print -quit)" ]; then
+  stale=1
+fi
+if [ -n "$stale" ]; then
+  echo "web-test: npm run build"
+  npm run build
+  touch out/index.html
+fi
+cd "$root"
+
+start_stack web
+export PAI_URL=$URL
+
+# One administrator for the admin page (the password comes from stdin).
+export PAI_ADMIN_EMAIL=admin-$$@example.test PAI_ADMIN_USERNAME=admin$$
+export PAI_ADMIN_PASSWORD="admin-$(head -c 12 /dev/urandom | base64 | tr -d '\n/+=')"
+printf '%s\n' "$PAI_ADMIN_PASSWORD" |
+  "$PAI" admin create-user --email "$PAI_ADMIN_EMAIL" --username "$PAI_ADMIN_USERNAME" --admin >/dev/null
+
+status=0
+(cd frontend && npx playwright test "$@") || status=$?
+stack_log_clean || status=1
+exit "$status"
