@@ -27,8 +27,33 @@ export interface AuthValue {
 
 export const AuthContext = createContext<AuthValue | null>(null);
 
-/** Names of the accounts seen in this tab (user id → username); ids only otherwise. */
-const knownNames = new Map<string, string>();
+/**
+ * Usernames of the accounts this browser has signed into (user id →
+ * username), kept in localStorage so that the account menu can name the
+ * held accounts after a reload. Names only: never a token.
+ */
+const NAMES_KEY = "pai.accountNames";
+
+function loadNames(): Map<string, string> {
+  try {
+    const raw = typeof localStorage === "undefined" ? null : localStorage.getItem(NAMES_KEY);
+    return new Map(Object.entries(raw ? (JSON.parse(raw) as Record<string, string>) : {}));
+  } catch {
+    return new Map();
+  }
+}
+
+const knownNames = loadNames();
+
+function rememberName(id: string, username: string | null): void {
+  if (username) knownNames.set(id, username);
+  else knownNames.delete(id);
+  try {
+    localStorage.setItem(NAMES_KEY, JSON.stringify(Object.fromEntries(knownNames)));
+  } catch {
+    // storage unavailable: names for this tab only
+  }
+}
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [status, setStatus] = useState<AuthStatus>("loading");
@@ -36,7 +61,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [accounts, setAccounts] = useState<HeldAccount[]>([]);
 
   const setUser = useCallback((next: User) => {
-    knownNames.set(next.id, next.username);
+    if (knownNames.get(next.id) !== next.username) rememberName(next.id, next.username);
     setUserState(next);
   }, []);
 
@@ -104,6 +129,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       login: async (loginName, password) => afterTokens(await api.login(loginName, password)),
       register: async (input) => afterTokens(await api.registerUser(input)),
       logout: async () => {
+        if (user) rememberName(user.id, null);
         await api.logout();
         // Another account this browser holds may now be current.
         try {

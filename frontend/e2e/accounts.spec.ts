@@ -64,7 +64,9 @@ test("two accounts in one browser: switch between them, each sees only its own d
   await page.reload();
   await expect(accountMenu(page)).toContainText(b.username);
   await accountMenu(page).click();
-  await expect(page.getByLabel("Other accounts in this browser").locator("option")).toHaveCount(1);
+  const held = page.getByLabel("Other accounts in this browser").locator("option");
+  await expect(held).toHaveCount(1);
+  await expect(held).toHaveText(a.username);
 
   // Signing out of B leaves A signed in.
   await page.getByRole("button", { name: "Sign out" }).click();

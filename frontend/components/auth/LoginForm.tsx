@@ -72,7 +72,12 @@ function describe(error: unknown): { email?: string; password?: string; form?: s
   if (error instanceof ApiError) {
     if (error.status === 423) {
       const until = error.lockedUntil;
-      return { form: `This account is locked after too many failed sign-ins${until ? ` until ${formatTime(until)}` : ""}. ${error.detail}` };
+      const minutes = until ? Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000)) : null;
+      return {
+        form: until
+          ? `This account is locked after too many failed sign-ins until ${formatTime(until)} (about ${minutes} minute${minutes === 1 ? "" : "s"}).`
+          : `This account is locked after too many failed sign-ins. ${error.detail}`,
+      };
     }
     if (error.status === 429) {
       return { form: `Too many attempts; try again${error.retryAfter ? ` in ${error.retryAfter} s` : " later"}.` };

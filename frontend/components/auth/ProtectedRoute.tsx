@@ -1,6 +1,6 @@
 "use client";
 
-import { useEffect, type ReactNode } from "react";
+import { Fragment, useEffect, type ReactNode } from "react";
 import { useRouter } from "next/navigation";
 import { useAuth } from "@/hooks/useAuth";
 
@@ -26,5 +26,7 @@ export function ProtectedRoute({ children, admin = false }: { children: ReactNod
   if (admin && !user.is_admin) {
     return <p role="alert">This page is for administrators.</p>;
   }
-  return <>{children}</>;
+  // Keyed by the account: switching accounts remounts the page, so it loads
+  // the new account's data rather than showing the previous one's.
+  return <Fragment key={user.id}>{children}</Fragment>;
 }
