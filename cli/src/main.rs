@@ -39,6 +39,9 @@ enum Command {
     },
     /// Check PostgreSQL, RabbitMQ, schema versions and data folders.
     Doctor,
+    /// Print the REST API's OpenAPI document (what `/api/openapi.json`
+    /// serves); the web app's API types are generated from it.
+    Openapi,
     /// Search index maintenance.
     Search {
         #[command(subcommand)]
@@ -127,6 +130,12 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<std::process::ExitCode> {
                         .context("services did not stop within the grace period")??;
                 }
             }
+        }
+        Command::Openapi => {
+            use std::io::Write;
+            use utoipa::OpenApi;
+            let document = pai_gateway::ApiDoc::openapi().to_pretty_json()?;
+            writeln!(std::io::stdout().lock(), "{document}").context("writing to stdout")?;
         }
         Command::Migrate => {
             stack::migrate(&env, &Service::ALL).await?;

@@ -13,8 +13,10 @@ mod readiness;
 mod routes;
 mod state;
 mod timeout;
+mod web;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +87,9 @@ pub struct GatewaySettings {
     /// The Max-Age of a refresh cookie: the auth service's
     /// `REFRESH_TOKEN_LIFETIME_DAYS` (default 30).
     pub refresh_lifetime: Duration,
+    /// The web app's static export, served at `/` (`WEB_DIR`, default
+    /// `frontend/out`; without an `index.html` there, `/` answers 404).
+    pub web_dir: PathBuf,
     pub jwt: JwtSettings,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
@@ -120,6 +125,7 @@ impl GatewaySettings {
                 env.parse("REFRESH_TOKEN_LIFETIME_DAYS", 30u64)?
                     .saturating_mul(24 * 3600),
             ),
+            web_dir: PathBuf::from(env.string("WEB_DIR", "frontend/out")),
             jwt: JwtSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             amqp: AmqpSettings::from_env(env)?,
@@ -294,14 +300,23 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
     });
 
-    Router::new()
-        .nest("/api", api)
+    let app = Router::new()
+        .nest("/api", api.fallback(ops::not_found))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
-        .route("/docs", get(ops::docs))
-        .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed)
+        .route("/docs", get(ops::docs));
+    let app = match web::router(&settings.web_dir) {
+        Some(web) => app.fallback_service(web),
+        None => {
+            tracing::warn!(
+                dir = %settings.web_dir.display(),
+                "WEB_DIR holds no built web app (index.html): `/` answers 404; `make web` builds it"
+            );
+            app.fallback(ops::not_found)
+        }
+    };
+    app.method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn(extract::no_nul_in_query))
         .layer(axum::middleware::from_fn(problem::every_error_is_a_problem))

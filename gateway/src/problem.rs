@@ -105,11 +105,16 @@ pub async fn every_error_is_a_problem(
 ) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
-    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+    // Problems pass, and so do the web app's pages (its 404 page is HTML).
+    let written_for_the_client =
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| {
+                let value = value.as_bytes();
+                value.starts_with(CONTENT_TYPE.as_bytes()) || value.starts_with(b"text/html")
+            });
+    if written_for_the_client || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

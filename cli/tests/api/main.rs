@@ -34,3 +34,4 @@ mod revocation;
 mod sessions;
 mod tokens;
 mod uploads;
+mod web_app;

@@ -1,0 +1,75 @@
+# Sourced by the scripts that drive a whole running stack (fuzz, web tests,
+# web benchmark): `start_stack NAME` runs `pai run` on its own database,
+# events exchange, free ports and scratch folder, and removes all of them
+# when the calling script exits.
+#
+# After it returns: URL (the gateway), WORK (scratch folder), PAI_LOG,
+# PAI_PID, DATABASE_URL and the services' addresses are exported.
+#
+#   PAI=PATH   the pai binary (default: the debug build in CARGO_TARGET_DIR)
+#   WEB_DIR    the web app the gateway serves (default: frontend/out)
+
+stack_as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+stack_apt_install() {
+  echo "stack: installing $*"
+  stack_as_root apt-get update -qq
+  stack_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+stack_cleanup() {
+  if [ -n "${PAI_PID:-}" ]; then kill "$PAI_PID" 2>/dev/null && wait "$PAI_PID" 2>/dev/null || true; fi
+  [ -n "${STACK_DB:-}" ] && psql "$STACK_ADMIN_URL" -qc "DROP DATABASE IF EXISTS ${STACK_DB} WITH (FORCE)" >/dev/null 2>&1
+  [ -n "${WORK:-}" ] && rm -rf "$WORK"
+  return 0
+}
+
+start_stack() {
+  local name=$1
+  command -v curl >/dev/null || stack_apt_install curl
+  command -v psql >/dev/null || stack_apt_install postgresql-client
+  local target=${CARGO_TARGET_DIR:-$HOME/.cache/pai/target}
+  PAI=${PAI:-$target/debug/pai}
+  STACK_ADMIN_URL=${PAI_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable}
+  local base=${STACK_ADMIN_URL%%\?*}; base=${base%/*}
+  local id=$$
+  STACK_DB=pai_${name}_$id
+  WORK=$(mktemp -d)
+  trap stack_cleanup EXIT
+
+  # Five free TCP ports: the gateway and four gRPC services.
+  local port auth docs search inf
+  read -r port auth docs search inf < <(python3 - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(5)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+  )
+  URL=http://127.0.0.1:$port
+  PAI_LOG=$WORK/pai.log
+  export URL WORK PAI_LOG
+  export DATABASE_URL="$base/$STACK_DB?sslmode=disable" HOST=127.0.0.1 PORT=$port RATE_LIMIT_RPS=0 \
+    AUTH_GRPC_ADDR=127.0.0.1:$auth AUTH_URL=http://127.0.0.1:$auth \
+    DOCUMENTS_GRPC_ADDR=127.0.0.1:$docs DOCUMENTS_URL=http://127.0.0.1:$docs \
+    SEARCH_GRPC_ADDR=127.0.0.1:$search SEARCH_URL=http://127.0.0.1:$search \
+    INFERENCE_GRPC_ADDR=127.0.0.1:$inf INFERENCE_URL=http://127.0.0.1:$inf \
+    AMQP_EVENTS_EXCHANGE=pai.$name.$id UPLOAD_PATH="$WORK/uploads" VECTOR_DB_PATH="$WORK/vector_db" \
+    ALLOWED_ORIGINS=$URL WEB_DIR=${WEB_DIR:-$PWD/frontend/out} \
+    JWT_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=') RUST_LOG=${RUST_LOG:-warn}
+  "$PAI" migrate >/dev/null
+  "$PAI" run --no-migrate >"$PAI_LOG" 2>&1 &
+  PAI_PID=$!
+  for _ in $(seq 600); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
+  if ! curl -sf "$URL/readyz" >/dev/null; then
+    echo "stack: never became ready"; tail -20 "$PAI_LOG"; return 1
+  fi
+}
+
+# Fails when the stack logged a panic or an error.
+stack_log_clean() {
+  if grep -qE "panicked|ERROR" "$PAI_LOG"; then
+    echo "stack: the stack logged errors:"; grep -E "panicked|ERROR" "$PAI_LOG" | head -20
+    return 1
+  fi
+}
