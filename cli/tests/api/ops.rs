@@ -63,12 +63,29 @@ async fn openapi_document_lists_every_route() {
         "/api/admin/users",
         "/api/admin/users/{id}/deactivate",
         "/api/admin/users/{id}/reactivate",
+        "/api/auth/accounts",
+        "/api/auth/switch",
+        "/api/documents",
+        "/api/documents/{id}",
+        "/api/search",
+        "/api/queries",
+        "/api/queries/{id}",
     ] {
         assert!(
             paths.contains_key(path),
             "{path} missing from the OpenAPI document"
         );
     }
+    // Generated clients name their methods after operationIds: one each.
+    let mut operation_ids: Vec<&str> = paths
+        .values()
+        .flat_map(|operations| operations.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let operations = operation_ids.len();
+    operation_ids.sort_unstable();
+    operation_ids.dedup();
+    assert_eq!(operation_ids.len(), operations, "{operation_ids:?}");
     let docs = app.http.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("/api/openapi.json"));

@@ -19,7 +19,7 @@ function Admin() {
     try {
       const page = await listUsers(after);
       setUsers((list) => (after ? [...(list ?? []), ...page.users] : page.users));
-      setCursor(page.next_cursor);
+      setCursor(page.next_cursor ?? null);
       setError(null);
     } catch (e) {
       setError(messageOf(e));

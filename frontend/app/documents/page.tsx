@@ -25,7 +25,7 @@ function Documents() {
     try {
       const page = await listDocuments({ status: status || undefined, category: category || undefined, limit: 100 });
       setDocuments(page.documents);
-      setCursor(page.next_cursor);
+      setCursor(page.next_cursor ?? null);
       setError(null);
     } catch (e) {
       setError(messageOf(e));
@@ -49,7 +49,7 @@ function Documents() {
     try {
       const page = await listDocuments({ status: status || undefined, category: category || undefined, cursor, limit: 100 });
       setDocuments((list) => [...(list ?? []), ...page.documents]);
-      setCursor(page.next_cursor);
+      setCursor(page.next_cursor ?? null);
     } catch (e) {
       setError(messageOf(e));
     }

@@ -20,7 +20,7 @@ function History() {
     try {
       const page = await listQueries(after, PAGE);
       setQueries((list) => (after ? [...(list ?? []), ...page.queries] : page.queries));
-      setCursor(page.next_cursor);
+      setCursor(page.next_cursor ?? null);
       setError(null);
     } catch (e) {
       setError(messageOf(e));

@@ -122,7 +122,7 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/documents", tag = "documents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/documents", operation_id = "list_documents", tag = "documents", security(("bearer" = [])),
     params(ListParams), responses((status = 200, body = DocumentPage)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -151,7 +151,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/documents/{id}", tag = "documents", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/documents/{id}", operation_id = "get_document", tag = "documents", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = Document), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -204,7 +204,7 @@ pub async fn download(
     Ok(response)
 }
 
-#[utoipa::path(delete, path = "/api/documents/{id}", tag = "documents", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/documents/{id}", operation_id = "delete_document", tag = "documents", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -186,7 +186,7 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/queries", tag = "queries", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/queries", operation_id = "list_queries", tag = "queries", security(("bearer" = [])),
     params(ListParams), responses((status = 200, body = QueryPage)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -231,7 +231,7 @@ fn query_id(id: &str) -> ApiResult<pb::QueryId> {
     Ok(pb::QueryId { id: id.to_string() })
 }
 
-#[utoipa::path(get, path = "/api/queries/{id}", tag = "queries", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/queries/{id}", operation_id = "get_query", tag = "queries", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = QueryRecord), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -247,7 +247,7 @@ pub async fn get(
     Ok(axum::Json(record.into()))
 }
 
-#[utoipa::path(delete, path = "/api/queries/{id}", tag = "queries", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/queries/{id}", operation_id = "delete_query", tag = "queries", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
