@@ -2,6 +2,14 @@
 # Build: docker build -t pai .
 # Run:   docker run --env-file .env -e HOST=0.0.0.0 -p 8000:8000 pai
 #        (every service in one container; docker-compose.yml runs one per container)
+# The web app: a static export the gateway serves at / (no Node at run time).
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY frontend/package.json frontend/package-lock.json ./
+RUN PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
 FROM rust:1-bookworm AS build
 # The default models (DESIGN §8) come from PyPI: pip and python's zipfile
 # are all scripts/install-models.sh needs. Installed before the sources are
@@ -30,6 +38,7 @@ RUN apt-get update \
  && install -d -o pai -g pai /app/data /app/data/uploads /app/data/vector_db
 COPY --from=build /usr/local/bin/pai /usr/local/bin/pai
 COPY --from=build /models /models
+COPY --from=web /web/out /app/web
 WORKDIR /app
 USER 10001:10001
 # The ingest worker extracts PDFs by running this same binary as
@@ -38,7 +47,8 @@ ENV HOST=0.0.0.0 PORT=8000 \
     EMBEDDING_MODEL_PATH=/models/all-minilm-l6-v2 \
     LLM_MODEL_PATH=/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
     UPLOAD_PATH=/app/data/uploads \
-    VECTOR_DB_PATH=/app/data/vector_db
+    VECTOR_DB_PATH=/app/data/vector_db \
+    WEB_DIR=/app/web
 EXPOSE 8000
 ENTRYPOINT ["pai"]
 CMD ["run"]

@@ -30,7 +30,7 @@ export LLM_MODEL_PATH ?= $(PAI_MODELS_DIR)/qwen2.5-coder-0.5b-instruct-q4_k_m.gg
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services models build run test fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench-ask bench docker clean-test-dbs env-file
+.PHONY: help deps services models build web web-types run test test-web fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench-ask bench-web bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -47,6 +47,13 @@ models: ## install the default models when missing
 build: deps ## release build of the pai binary
 	cargo build --release -p pai
 
+web: ## build the web app (frontend/out) when missing or stale
+	@bash -c '. scripts/lib/stack.sh && . scripts/lib/web.sh && ensure_web_build'
+
+web-types: ## regenerate the web app's API types from the OpenAPI document
+	cargo build -p pai
+	bash scripts/web-types.sh
+
 env-file: # create .env with a random JWT_SECRET_KEY when there is none
 	@if [ ! -f .env ] && [ -z "$${JWT_SECRET_KEY:-}" ]; then \
 	  key=$$(head -c 48 /dev/urandom | base64 | tr -d '\n/+='); \
@@ -55,15 +62,22 @@ env-file: # create .env with a random JWT_SECRET_KEY when there is none
 	  echo "make: created .env from .env.example with a random JWT_SECRET_KEY"; \
 	fi
 
-run: deps services models build env-file ## migrate, then run every service in one process
+run: deps services models build web env-file ## migrate, then run every service and the web app in one process
 	$(PAI) migrate
 	exec $(PAI) run
 
-test: deps models ## fmt check, clippy, all tests (what CI runs)
+test: deps models ## fmt check, clippy, all tests, the web app's types and browser tests (what CI runs)
 	@DATABASE_URL="$$PAI_TEST_DATABASE_URL" AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/ensure-services.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
+	$(MAKE) --no-print-directory test-web
+
+test-web: ## the web app: API types up to date, typecheck, Playwright in Debian's chromium on a running stack
+	cargo build -p pai
+	bash scripts/web-types.sh --check
+	cd frontend && npm run typecheck
+	AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/web-test.sh
 
 fuzz: deps models ## schemathesis over every API operation on a running stack (FUZZ_EXAMPLES per operation, default 30)
 	@DATABASE_URL="$$PAI_TEST_DATABASE_URL" AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/ensure-services.sh
@@ -106,7 +120,11 @@ bench-ask: deps services models ## answers: tokens/s and first token vs llama-cp
 	cargo build --release -p pai
 	cargo run --release -p pai --example bench_ask
 
-bench: bench-auth bench-corpus bench-ingest bench-search bench-ask ## all benchmarks
+bench-web: deps services models ## web app: JS per route (gzip), ask page time to interactive, Ask to first token on screen vs the API's
+	cargo build -p pai
+	AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/bench-web.sh
+
+bench: bench-auth bench-corpus bench-ingest bench-search bench-ask bench-web ## all benchmarks
 
 docker: ## build the container images
 	docker compose build

@@ -5,6 +5,10 @@
 
 ensure_node_modules() {
   command -v npm >/dev/null || stack_apt_install nodejs npm
+  if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+    echo "web: Next.js 16 needs Node.js 20 or newer; this machine has $(node --version)" >&2
+    return 1
+  fi
   if [ ! -d frontend/node_modules ] || [ frontend/package-lock.json -nt frontend/node_modules ]; then
     echo "web: npm ci"
     (cd frontend && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
@@ -26,4 +30,11 @@ ensure_web_build() {
     (cd frontend && npm run build)
     touch frontend/out/index.html
   fi
+}
+
+# Debian's chromium for the browser tests (Playwright downloads none).
+ensure_chromium() {
+  export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+  [ -x "$CHROMIUM_PATH" ] || stack_apt_install chromium
 }
