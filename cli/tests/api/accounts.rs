@@ -135,6 +135,8 @@ async fn update_profile_changes_the_row() {
         )
         .await;
     invalid.assert_problem(400);
+    // The problem names the field, for a form to show the error beside it.
+    assert_eq!(invalid.body["field"], "email", "{}", invalid.body);
     app.finish().await;
 }
 

@@ -69,6 +69,10 @@ impl From<AuthError> for ServiceError {
                 service_error.with_details(serde_json::json!({ "rule": rule_name(&rule) }))
             }
             AuthError::Busy => service_error.with_details(serde_json::json!({ "retry_after": 1 })),
+            AuthError::Invalid(message) => match field_name(&message) {
+                Some(field) => service_error.with_details(serde_json::json!({ "field": field })),
+                None => service_error,
+            },
             AuthError::InvalidCredentials
             | AuthError::Deactivated
             | AuthError::DeactivatedByAdmin
@@ -77,11 +81,18 @@ impl From<AuthError> for ServiceError {
             | AuthError::WrongPassword
             | AuthError::NotFound(_)
             | AuthError::Conflict(_)
-            | AuthError::Invalid(_)
             | AuthError::Hash(_)
             | AuthError::Database(_) => service_error,
         }
     }
+}
+
+/// The request field an `Invalid` message names ("email: not a valid …"),
+/// for a client to show the error beside it.
+fn field_name(message: &str) -> Option<&str> {
+    let (field, _) = message.split_once(':')?;
+    (!field.is_empty() && field.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .then_some(field)
 }
 
 /// The policy rule a message names (its first word before ':').
