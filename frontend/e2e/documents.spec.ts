@@ -63,7 +63,7 @@ test("upload a PDF, see it indexed, search it, ask it and open the cited page", 
   expect(whileStreaming.size, `answer lengths seen while streaming: ${JSON.stringify(lengths)}`).toBeGreaterThanOrEqual(3);
 
   // The answer cites a source; its [n] opens the PDF at that source's page.
-  const citation = answer.getByRole("link", { name: /^source \d+: / }).first();
+  const citation = answer.getByRole("link", { name: /^Open source \d+: / }).first();
   await expect(citation).toHaveText(/^\[\d+\]$/);
   const n = Number((await citation.textContent())!.replace(/\D/g, ""));
   const source = page.getByRole("region", { name: "Sources" }).getByRole("listitem").filter({ hasText: `[${n}]` });
@@ -71,14 +71,24 @@ test("upload a PDF, see it indexed, search it, ask it and open the cited page", 
   const page_ = Number(/page (\d+)/.exec((await sourceLink.getAttribute("aria-label")) ?? "")?.[1]);
   expect(page_).toBeGreaterThan(0);
 
+  // The app fetches the PDF with its token and opens an object URL of it:
+  // record the blobs it makes (their type and first bytes).
+  await page.evaluate(() => {
+    const made: Promise<{ url: string; type: string; magic: string }>[] = [];
+    (window as unknown as { __blobs: typeof made }).__blobs = made;
+    const create = URL.createObjectURL.bind(URL);
+    URL.createObjectURL = (object: Blob | MediaSource) => {
+      const url = create(object);
+      if (object instanceof Blob) {
+        made.push(object.slice(0, 5).text().then((magic) => ({ url, type: object.type, magic })));
+      }
+      return url;
+    };
+  });
   const opened = context.waitForEvent("page");
   await citation.click();
   const tab = await opened;
   await expect.poll(() => tab.url(), { timeout: 30_000 }).toMatch(new RegExp(`^blob:.*#page=${page_}$`));
-  const head = await tab.evaluate(async () => {
-    const blob = await (await fetch(location.href.split("#")[0])).blob();
-    return { type: blob.type, magic: await blob.slice(0, 5).text() };
-  });
-  expect(head.magic).toBe("%PDF-");
-  expect(head.type).toBe("application/pdf");
+  const blobs = await page.evaluate(() => Promise.all((window as unknown as { __blobs: Promise<{ url: string; type: string; magic: string }>[] }).__blobs));
+  expect(blobs).toEqual([{ url: tab.url().split("#")[0], type: "application/pdf", magic: "%PDF-" }]);
 });
