@@ -49,7 +49,7 @@ function Admin() {
       {!users ? (
         <p className="muted">Loading users…</p>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" role="region" aria-label="All users" tabIndex={0}>
           <table>
             <caption className="visually-hidden">All users</caption>
             <thead>

@@ -24,7 +24,7 @@ export function DocumentTable({ documents, onChanged, onError }: Props) {
   if (!documents.length) return <p className="muted">No documents yet. Upload a PDF to start.</p>;
 
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" role="region" aria-label="Your documents" tabIndex={0}>
       <table>
         <caption className="visually-hidden">Your documents</caption>
         <thead>

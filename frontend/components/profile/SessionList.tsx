@@ -53,7 +53,7 @@ export function SessionList({ reloadKey = 0 }: { reloadKey?: number }) {
       {!sessions ? (
         <p className="muted">Loading sessions…</p>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" role="region" aria-label="Active sessions" tabIndex={0}>
           <table>
             <caption className="visually-hidden">Active sessions</caption>
             <thead>
