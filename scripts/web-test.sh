@@ -13,8 +13,10 @@
 #   any extra arguments go to `playwright test` (e.g. e2e/auth.spec.ts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-source scripts/lib/stack.sh
+# shellcheck source=lib/stack.sh
+. scripts/lib/stack.sh
+# shellcheck source=lib/web.sh
+. scripts/lib/web.sh
 
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
@@ -22,31 +24,10 @@ export EMBEDDING_MODEL_PATH=${EMBEDDING_MODEL_PATH:-$HOME/.cache/pai/models/all-
 export LLM_MODEL_PATH=${LLM_MODEL_PATH:-$HOME/.cache/pai/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf}
 
 [ -x "$CHROMIUM_PATH" ] || stack_apt_install chromium
-command -v npm >/dev/null || stack_apt_install nodejs npm
-
-cd frontend
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  echo "web-test: npm ci"
-  npm ci --no-audit --no-fund
-  touch node_modules
-fi
-
-# The export is stale when any of its sources is newer than out/.
-stale=
-if [ -n "${WEB_DIR:-}" ]; then
-  : # an export built elsewhere, tested as it is
-elif [ ! -f out/index.html ]; then
-  stale=1
-elif [ -n "$(find app components contexts hooks lib package-lock.json next.config.ts tsconfig.json \
-    -newer out/index.html -type f -print -quit)" ]; then
-  stale=1
-fi
-if [ -n "$stale" ]; then
-  echo "web-test: npm run build"
-  npm run build
-  touch out/index.html
-fi
-cd "$root"
+# npm ci when node_modules is missing or stale; next build when out/ is
+# (scripts/lib/web.sh); a WEB_DIR given is tested as it is.
+ensure_node_modules
+if [ -z "${WEB_DIR:-}" ]; then ensure_web_build; fi
 
 start_stack web
 export PAI_URL=$URL
@@ -58,6 +39,6 @@ printf '%s\n' "$PAI_ADMIN_PASSWORD" |
   "$PAI" admin create-user --email "$PAI_ADMIN_EMAIL" --username "$PAI_ADMIN_USERNAME" --admin >/dev/null
 
 status=0
-(cd frontend && npx playwright test "$@") || status=$?
+(cd frontend && npx --no-install playwright test "$@") || status=$?
 stack_log_clean || status=1
 exit "$status"
