@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { CORPUS_PDF, newAccount, register } from "./helpers";
+import { CORPUS_PDF, expectAccessible, newAccount, register, screenshotBoth } from "./helpers";
 
 const QUESTION = "What is the AWS invoice number?";
 const ANSWER = "42183017";
@@ -24,6 +24,8 @@ test("upload a PDF, see it indexed, search it, ask it and open the cited page", 
   const cells = row.getByRole("cell");
   await expect(cells.nth(3)).toHaveText(/^\d+$/);
   await expect(cells.nth(4)).toHaveText(/^\d+$/);
+  await expectAccessible(page, "documents with an indexed PDF");
+  await screenshotBoth(page, "documents-indexed");
 
   // Search for one of its facts.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Search" }).click();
@@ -36,6 +38,8 @@ test("upload a PDF, see it indexed, search it, ask it and open the cited page", 
   await expect(hits.filter({ hasText: ANSWER }).first()).toBeVisible();
   await expect(hits.first().locator(".snippet b").first()).toBeVisible();
   await expect(hits.first().getByRole("link", { name: /page \d+/ })).toBeVisible();
+  await expectAccessible(page, "search results");
+  await screenshotBoth(page, "search-results");
 
   // Ask, and watch the answer arrive piece by piece.
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Ask" }).click();
@@ -61,6 +65,8 @@ test("upload a PDF, see it indexed, search it, ask it and open the cited page", 
   const lengths = await page.evaluate(() => (window as unknown as { __answerLengths: { length: number; busy: boolean }[] }).__answerLengths);
   const whileStreaming = new Set(lengths.filter((l) => l.busy && l.length > 0).map((l) => l.length));
   expect(whileStreaming.size, `answer lengths seen while streaming: ${JSON.stringify(lengths)}`).toBeGreaterThanOrEqual(3);
+  await expectAccessible(page, "a cited answer");
+  await screenshotBoth(page, "ask-answer");
 
   // The answer cites a source; its [n] opens the PDF at that source's page.
   const citation = answer.getByRole("link", { name: /^Open source \d+: / }).first();

@@ -72,3 +72,13 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   const width = page.viewportSize()?.width ?? 0;
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
 }
+
+/** Screenshots the page as it is at both widths (1280×800, then 390×844), back to where it was. */
+export async function screenshotBoth(page: Page, name: string): Promise<void> {
+  const before = page.viewportSize();
+  for (const size of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
+    await page.setViewportSize(size);
+    await screenshot(page, name);
+  }
+  if (before) await page.setViewportSize(before);
+}
