@@ -1,0 +1,6 @@
+//! The fake's wire format, through HTTP as a client sees it.
+
+mod control;
+mod gmail;
+mod helpers;
+mod oauth;
