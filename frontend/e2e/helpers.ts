@@ -53,7 +53,7 @@ export function accountMenu(page: Page) {
 
 export async function signOut(page: Page): Promise<void> {
   await accountMenu(page).click();
-  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
 }
 
 /** Fails on any serious or critical axe-core violation of the page as it is. */

@@ -74,7 +74,7 @@ for (const size of WIDTHS) {
       await page.goto("/documents/");
       await settle(page, "Documents");
       await page.getByRole("button", { name: /account menu/ }).click();
-      await expect(page.getByRole("button", { name: "Sign out" })).toBeVisible();
+      await expect(page.getByRole("button", { name: "Sign out", exact: true })).toBeVisible();
       await expectAccessible(page, "account menu");
       await screenshot(page, "account-menu");
     });

@@ -32,7 +32,7 @@ export function PasswordChangeForm({ onChanged }: { onChanged?: () => void }) {
       setDone(true);
       onChanged?.();
     } catch (error) {
-      if (error instanceof ApiError && (error.field === "old_password" || error.status === 401)) setErrors({ old: error.detail });
+      if (error instanceof ApiError && (error.field === "old_password" || error.status === 401 || error.status === 403)) setErrors({ old: error.detail });
       else if (error instanceof ApiError && (error.field === "new_password" || error.field === "password")) setErrors({ new: error.detail });
       else setErrors({ form: messageOf(error) });
     } finally {
