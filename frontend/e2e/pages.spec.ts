@@ -46,6 +46,12 @@ for (const size of WIDTHS) {
         await expectAccessible(page, p.path);
         await screenshot(page, p.name);
       }
+      // A page that does not exist: the export's 404 page, with status 404.
+      const missing = await page.goto("/no-such-page/");
+      expect(missing?.status()).toBe(404);
+      await expect(page.getByRole("heading", { level: 1, name: "Page not found" })).toBeVisible();
+      await expectAccessible(page, "the 404 page");
+      await screenshot(page, "not-found");
       // The errors next to their fields, too.
       await page.goto("/auth/register/");
       await page.getByRole("button", { name: "Create account" }).click();
