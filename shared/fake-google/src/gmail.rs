@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::headers;
 use crate::mailbox::{HistoryKind, Mailbox, StoredMessage};
+use crate::mime::{self, Part};
 use crate::state::{Inner, Shared};
 
 const DEFAULT_PAGE: usize = 100;
@@ -261,9 +262,7 @@ pub(crate) async fn get_message(
             if call.access == Access::Metadata {
                 return Err(ApiError::InsufficientScope);
             }
-            return Err(ApiError::InvalidArgument(
-                "format=full is not supported by the fake Google; use format=raw or format=metadata",
-            ));
+            answer["payload"] = Part::parse(&message.raw).to_json(&message.id);
         }
         _ => return Err(ApiError::InvalidArgument("Invalid value for format")),
     }
@@ -288,12 +287,11 @@ fn metadata_payload(message: &StoredMessage, wanted: &[&str]) -> Value {
 }
 
 /// `GET /gmail/v1/users/{userId}/messages/{messageId}/attachments/{id}`:
-/// attachment ids only come from `format=full`, which the fake does not
-/// serve, so this checks the message and answers 404.
+/// `{size, data}` of a part named by an `attachmentId` from `format=full`.
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_attachment(
     State(shared): State<Arc<Shared>>,
-    Path((user_id, message_id, _attachment_id)): Path<(String, String, String)>,
+    Path((user_id, message_id, attachment_id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let call = authorize(
@@ -302,8 +300,21 @@ pub(crate) async fn get_attachment(
         &user_id,
         "users.messages.attachments.get",
     )?;
-    call.mailbox()?.get(&message_id).ok_or(ApiError::NotFound)?;
-    Err(ApiError::NotFound)
+    if call.access == Access::Metadata {
+        return Err(ApiError::InsufficientScope);
+    }
+    let message = call.mailbox()?.get(&message_id).ok_or(ApiError::NotFound)?;
+    let (owner, part_id) = mime::parse_attachment_id(&attachment_id)
+        .ok_or(ApiError::InvalidArgument("Invalid attachment token"))?;
+    if owner != message.id {
+        return Err(ApiError::InvalidArgument("Invalid attachment token"));
+    }
+    let tree = Part::parse(&message.raw);
+    let part = tree
+        .find(&part_id)
+        .filter(|part| part.parts.is_empty())
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({"size": part.body.len(), "data": URL_SAFE.encode(&part.body)})).into_response())
 }
 
 /// `GET /gmail/v1/users/{userId}/history`.

@@ -33,6 +33,13 @@ pub fn header_fields(raw: &[u8]) -> Vec<(String, String)> {
 /// Returns the header part and the body of a raw message (split at the first
 /// empty line; CRLF and LF both accepted).
 pub fn split_head_body(raw: &[u8]) -> (&[u8], &[u8]) {
+    // A MIME part may have no header at all: it starts with the empty line.
+    if let Some(body) = raw
+        .strip_prefix(b"\r\n")
+        .or_else(|| raw.strip_prefix(b"\n"))
+    {
+        return (&[], body);
+    }
     let mut index = 0;
     while index < raw.len() {
         if raw[index..].starts_with(b"\n\n") {

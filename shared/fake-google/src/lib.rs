@@ -11,6 +11,7 @@ pub mod generate;
 mod gmail;
 pub mod headers;
 pub mod mailbox;
+pub mod mime;
 mod oauth;
 pub mod state;
 

@@ -14,6 +14,10 @@ const FIRST_HISTORY_ID: u64 = 100_000;
 /// (2020-01-01T00:00:00Z), one minute apart, so the order stays stable.
 const UNDATED_BASE_MILLIS: i64 = 1_577_836_800_000;
 
+/// The bits of a mailbox's id prefix (20: ids of two mailboxes collide with
+/// odds of one in a million).
+const ID_PREFIX_MASK: u64 = 0xf_ffff;
+
 /// The user label given to messages that carry a `List-Id` header.
 pub const LISTS_LABEL_ID: &str = "Label_3721118265426419523";
 
@@ -102,7 +106,7 @@ impl Mailbox {
             history: Vec::new(),
             history_id: FIRST_HISTORY_ID,
             history_floor: FIRST_HISTORY_ID,
-            id_prefix: 0x18c,
+            id_prefix: 0x8c3a1,
             next_sequence: 1,
             threads_by_message_id: HashMap::new(),
         }
@@ -191,9 +195,9 @@ impl Mailbox {
     /// Sets the prefix that makes this mailbox's ids differ from others'.
     pub(crate) fn set_id_seed(&mut self, email: &str) {
         let digest = Sha256::digest(email.as_bytes());
-        let prefix = u64::from(u16::from_be_bytes([digest[0], digest[1]]));
+        let prefix = u64::from_be_bytes([0, 0, 0, 0, 0, digest[0], digest[1], digest[2]]);
         let old_prefix = self.id_prefix;
-        self.id_prefix = 0x100 | (prefix & 0xfff);
+        self.id_prefix = prefix & ID_PREFIX_MASK;
         if old_prefix == self.id_prefix {
             return;
         }
@@ -202,7 +206,7 @@ impl Mailbox {
             let value = u64::from_str_radix(id, 16).unwrap_or_default();
             format!(
                 "{:016x}",
-                (self.id_prefix << 52) | (value & ((1 << 52) - 1))
+                (1 << 60) | (self.id_prefix << 40) | (value & ((1 << 40) - 1))
             )
         };
         let messages = std::mem::take(&mut self.messages);
@@ -357,12 +361,13 @@ impl Mailbox {
     }
 
     fn next_message_id(&mut self) -> String {
-        // Real ids grow with time; a sequence spread over the low bits keeps
-        // them 16 hex digits, increasing, and unlike small integers.
+        // Real ids are 16 hex digits starting with 1 and grow with time. Here:
+        // 1, the mailbox's 20-bit prefix, a 20-bit sequence, 20 scrambled bits.
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let value = (self.id_prefix << 52)
-            | (sequence << 20)
+        let value = (1 << 60)
+            | (self.id_prefix << 40)
+            | ((sequence & 0xf_ffff) << 20)
             | (sequence.wrapping_mul(0x9e37_79b9) & 0xf_ffff);
         format!("{value:016x}")
     }

@@ -50,10 +50,9 @@ async fn paging_covers_every_message_once_newest_first() {
     assert_eq!(expected.len(), 98, "77 .eml files and a 21-message mbox");
     assert_eq!(ids, expected, "newest first, each once");
     assert_eq!(pages, 14);
-    assert!(
-        ids.iter()
-            .all(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()))
-    );
+    assert!(ids.iter().all(|id| id.len() == 16
+        && id.starts_with('1')
+        && id.chars().all(|c| c.is_ascii_hexdigit())));
 
     let (_, first) = gmail(&fake, &token, "messages", &[]).await;
     assert_eq!(first["messages"].as_array().expect("messages").len(), 98);
@@ -241,7 +240,7 @@ async fn profile_labels_and_metadata() {
         &fake,
         &token,
         &format!("messages/{id}"),
-        &[("format", "full")],
+        &[("format", "bogus")],
     )
     .await;
     assert_eq!(status, 400);
@@ -525,4 +524,89 @@ async fn login_hint_picks_the_mailbox_and_ids_differ_between_mailboxes() {
     )
     .await;
     assert_eq!(status, 404, "another mailbox's id is not found");
+}
+
+/// Returns the first part (depth first) whose filename matches.
+fn find_part<'a>(part: &'a Value, filename: &str) -> Option<&'a Value> {
+    if part["filename"] == filename {
+        return Some(part);
+    }
+    part["parts"]
+        .as_array()?
+        .iter()
+        .find_map(|child| find_part(child, filename))
+}
+
+#[tokio::test]
+async fn full_format_and_attachments_get() {
+    let fake = start().await;
+    let token = connect(&fake).await.access_token;
+    let eml = std::fs::read(corpus_dir().join("spam_sa_gtube_pdf_attachment.eml")).expect("eml");
+    let id = fake.add_message(OWNER, eml, &[]).expect("added");
+    let (status, message) = gmail(&fake, &token, &format!("messages/{id}"), &[]).await;
+    assert_eq!(status, 200, "format=full is the default");
+    assert!(message.get("raw").is_none());
+    let payload = &message["payload"];
+    assert_eq!(payload["partId"], "");
+    assert!(
+        payload["mimeType"]
+            .as_str()
+            .expect("mimeType")
+            .starts_with("multipart/")
+    );
+    assert_eq!(payload["body"], serde_json::json!({"size": 0}));
+    let pdf = find_part(payload, "gtube.pdf").expect("the PDF part");
+    assert!(pdf["body"].get("data").is_none());
+    let attachment_id = pdf["body"]["attachmentId"].as_str().expect("attachmentId");
+    let (status, attachment) = gmail(
+        &fake,
+        &token,
+        &format!("messages/{id}/attachments/{attachment_id}"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let bytes = URL_SAFE
+        .decode(attachment["data"].as_str().expect("data"))
+        .expect("base64url");
+    assert!(bytes.starts_with(b"%PDF"));
+    assert_eq!(attachment["size"], bytes.len());
+    assert_eq!(pdf["body"]["size"], bytes.len());
+    let text = payload["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .find(|part| part["filename"] == "")
+        .expect("a text part");
+    assert!(text["partId"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        gmail(
+            &fake,
+            &token,
+            &format!("messages/{id}/attachments/ANGjdJbogus"),
+            &[]
+        )
+        .await
+        .0,
+        400
+    );
+}
+
+#[test]
+fn every_corpus_message_has_a_full_payload() {
+    let mailbox = Mailbox::from_eml_dir(corpus_dir()).expect("corpus");
+    let mut pdf_attachments = 0;
+    for message in mailbox.newest_first() {
+        let tree = pai_fake_google::mime::Part::parse(&message.raw);
+        let json = tree.to_json(&message.id);
+        assert!(json["mimeType"].is_string());
+        let mut stack = vec![&tree];
+        while let Some(part) = stack.pop() {
+            if part.is_attachment() && part.filename.to_ascii_lowercase().ends_with(".pdf") {
+                pdf_attachments += 1;
+            }
+            stack.extend(part.parts.iter());
+        }
+    }
+    assert!(pdf_attachments >= 3, "{pdf_attachments} PDF attachments");
 }
