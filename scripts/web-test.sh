@@ -40,5 +40,7 @@ printf '%s\n' "$PAI_ADMIN_PASSWORD" |
 
 status=0
 (cd frontend && npx --no-install playwright test "$@") || status=$?
+# The stack's log stays with the test results for a look after.
+cp "$PAI_LOG" frontend/test-results/pai.log 2>/dev/null || true
 stack_log_clean || status=1
 exit "$status"

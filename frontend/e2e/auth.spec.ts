@@ -62,11 +62,20 @@ test("protected pages send to sign-in and come back after", async ({ page, brows
     await page.goto(path);
     await expect(page).toHaveURL(new RegExp(`/auth/login/\\?next=${encodeURIComponent(path)}$`));
   }
+  await page.goto("/");
+  await expect(page).toHaveURL(/\/auth\/login\/$/);
   await page.goto("/history/");
   await expect(page).toHaveURL(/\/auth\/login\/\?next=%2Fhistory%2F$/);
   await signIn(page, me, false);
   await expect(page).toHaveURL(/\/history\/$/);
   await expect(page.getByRole("heading", { level: 1, name: "History" })).toBeVisible();
+  // Signed in, `/` goes to the documents; /auth/logout/ signs out.
+  await page.goto("/");
+  await expect(page).toHaveURL(/\/documents\/$/);
+  await page.goto("/auth/logout/");
+  await expect(page.getByRole("status")).toHaveText("You are signed out.");
+  await page.goto("/documents/");
+  await expect(page).toHaveURL(/\/auth\/login\/\?next=%2Fdocuments%2F$/);
 });
 
 test("sign in with the keyboard only", async ({ page, browser }) => {
@@ -89,7 +98,11 @@ test("sign in with the keyboard only", async ({ page, browser }) => {
   await expect(page).toHaveURL(/\/documents\/$/);
 
   // The account menu opens and signs out with the keyboard too.
-  await accountMenu(page).focus();
+  const menu = accountMenu(page);
+  for (let i = 0; i < 20 && !(await menu.evaluate((b) => b === document.activeElement)); i++) {
+    await page.keyboard.press("Tab");
+  }
+  await expect(menu).toBeFocused();
   await page.keyboard.press("Enter");
   const signOutButton = page.getByRole("button", { name: "Sign out", exact: true });
   await expect(signOutButton).toBeVisible();
