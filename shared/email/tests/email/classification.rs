@@ -39,7 +39,7 @@ fn corpus_accuracy_and_confusion_matrix() {
     println!(
         "expected \\ got  {}",
         Classification::ALL
-            .map(|c| format!("{:>12}", c.as_str()))
+            .map(|c| format!("{:>13}", c.as_str()))
             .join("")
     );
     for (i, row) in matrix.iter().enumerate() {
