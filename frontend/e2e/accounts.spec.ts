@@ -76,4 +76,12 @@ test("two accounts in one browser: switch between them, each sees only its own d
   await expect(accountMenu(page)).toContainText(a.username);
   await expect(page).toHaveURL(/\/documents\/$/);
   await expect(page.getByRole("button", { name: OPEN_INVOICE })).toBeVisible();
+
+  // A's document: download it, then delete it (after confirming).
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: /^Download fin.aws.invoice.2014/ }).click();
+  expect((await download).suggestedFilename()).toBe("fin_aws_invoice_2014.pdf");
+  page.once("dialog", (dialog) => void dialog.accept());
+  await page.getByRole("button", { name: /^Delete fin.aws.invoice.2014/ }).click();
+  await expect(page.getByText("No documents yet")).toBeVisible();
 });

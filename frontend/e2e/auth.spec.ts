@@ -187,3 +187,27 @@ test("changing the password: a wrong current one is shown beside its field", asy
   await signIn(page, { email: me.email, password: "Another-Long-Enough-Passphrase-7" }, false);
   await expect(page).toHaveURL(/\/documents\/$/);
 });
+
+test("deactivate the account, reactivate it from sign-in, then delete it", async ({ page }) => {
+  const me = newAccount("deact");
+  await register(page, me);
+  await page.goto("/profile/settings/");
+  await expect(page.getByRole("region", { name: "Account status" })).toContainText("active");
+  await page.getByLabel("Password (to deactivate account)").fill(me.password);
+  await page.getByRole("button", { name: "Deactivate account" }).click();
+  await expect(page).toHaveURL(/\/auth\/login\/$/);
+
+  await signIn(page, me, false);
+  await expect(page.getByRole("alert").filter({ hasText: "This account is deactivated." })).toBeVisible();
+  await page.getByRole("button", { name: "Reactivate account and sign in" }).click();
+  await expect(page).toHaveURL(/\/documents\/$/);
+  await expect(accountMenu(page)).toContainText(me.username);
+
+  // Deleting it is final: off to create an account, and signing in fails.
+  await page.goto("/profile/settings/");
+  await page.getByLabel("Password (to delete account)").fill(me.password);
+  await page.getByRole("button", { name: "Delete account" }).click();
+  await expect(page).toHaveURL(/\/auth\/register\/$/);
+  await signIn(page, me);
+  await expect(page.getByText(/invalid email, username or password/i)).toBeVisible();
+});

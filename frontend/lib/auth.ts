@@ -65,3 +65,20 @@ export function safeNext(next: string | null | undefined): string {
   if (!next || !next.startsWith("/") || next.startsWith("//")) return "/documents/";
   return next;
 }
+
+/**
+ * Where to go when the session ends on purpose (sign out, deactivate,
+ * delete): protected pages then go there instead of to sign-in with a
+ * `?next=` back to themselves. Taken once.
+ */
+let leavingTo: string | null = null;
+
+export function leaveTo(path: string | null): void {
+  leavingTo = path;
+}
+
+export function takeLeaveTo(): string | null {
+  const path = leavingTo;
+  leavingTo = null;
+  return path;
+}

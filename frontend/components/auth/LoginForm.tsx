@@ -28,6 +28,7 @@ export function LoginForm() {
       goOn();
     } catch (error) {
       setErrors(describe(error));
+      setCanReactivate(false);
     } finally {
       setBusy(false);
     }
@@ -82,7 +83,12 @@ function describe(error: unknown): { email?: string; password?: string; form?: s
     if (error.status === 429) {
       return { form: `Too many attempts; try again${error.retryAfter ? ` in ${error.retryAfter} s` : " later"}.` };
     }
-    if (/deactivated/.test(error.detail)) return { form: error.detail };
+    if (/deactivated by an administrator/.test(error.detail)) {
+      return { form: "This account was deactivated by an administrator; only an administrator can reactivate it." };
+    }
+    if (/deactivated/.test(error.detail)) {
+      return { form: "This account is deactivated. Reactivate it to sign in: your data is still there." };
+    }
     if (error.status === 401) return { password: error.detail || "Wrong email or password." };
     if (error.field === "email" || error.field === "username") return { email: error.detail };
     if (error.field === "password") return { password: error.detail };

@@ -3,6 +3,7 @@
 import { Fragment, useEffect, type ReactNode } from "react";
 import { useRouter } from "next/navigation";
 import { useAuth } from "@/hooks/useAuth";
+import { takeLeaveTo } from "@/lib/auth";
 
 /** Renders its children for a signed-in user; sends anyone else to sign in, and back after. */
 export function ProtectedRoute({ children, admin = false }: { children: ReactNode; admin?: boolean }) {
@@ -12,7 +13,7 @@ export function ProtectedRoute({ children, admin = false }: { children: ReactNod
   useEffect(() => {
     if (status === "signed-out") {
       const here = window.location.pathname + window.location.search;
-      router.replace(`/auth/login/?next=${encodeURIComponent(here)}`);
+      router.replace(takeLeaveTo() ?? `/auth/login/?next=${encodeURIComponent(here)}`);
     }
   }, [status, router]);
 

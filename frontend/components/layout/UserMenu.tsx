@@ -4,6 +4,7 @@ import { useEffect, useId, useState, type FormEvent } from "react";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useAuth } from "@/hooks/useAuth";
+import { leaveTo } from "@/lib/auth";
 import { messageOf } from "@/lib/errors";
 
 /** The signed-in account, the other accounts this browser holds, switch, add, sign out. */
@@ -38,7 +39,9 @@ export function UserMenu() {
   }
 
   async function onSignOut() {
+    leaveTo("/auth/login/");
     const next = await logout().catch(() => null);
+    leaveTo(null);
     setOpen(false);
     router.replace(next ? "/documents/" : "/auth/login/");
   }

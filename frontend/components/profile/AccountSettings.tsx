@@ -5,6 +5,7 @@ import { useRouter } from "next/navigation";
 import { Field } from "@/components/form/Field";
 import { FormError } from "@/components/form/FormError";
 import { deactivateAccount, deleteAccount, getAccountStatus } from "@/lib/api";
+import { leaveTo } from "@/lib/auth";
 import { ApiError, messageOf } from "@/lib/errors";
 import { formatTime } from "@/lib/fieldErrors";
 import type { AccountStatus } from "@/lib/types";
@@ -37,7 +38,13 @@ export function AccountSettings() {
         explain="Signs out every session. Sign in again later to reactivate it; your data stays."
         action="Deactivate account"
         run={async (password) => {
-          await deactivateAccount(password);
+          leaveTo("/auth/login/");
+          try {
+            await deactivateAccount(password);
+          } catch (error) {
+            leaveTo(null);
+            throw error;
+          }
           router.replace("/auth/login/");
         }}
       />
@@ -46,7 +53,13 @@ export function AccountSettings() {
         explain="Erases the account and all its documents, history and sessions. This cannot be undone."
         action="Delete account"
         run={async (password) => {
-          await deleteAccount(password);
+          leaveTo("/auth/register/");
+          try {
+            await deleteAccount(password);
+          } catch (error) {
+            leaveTo(null);
+            throw error;
+          }
           router.replace("/auth/register/");
         }}
       />
