@@ -106,6 +106,13 @@ test("sign in with the keyboard only", async ({ page, browser }) => {
   await page.keyboard.press("Enter");
   const signOutButton = page.getByRole("button", { name: "Sign out", exact: true });
   await expect(signOutButton).toBeVisible();
+  // Escape closes it and gives the focus back; Enter opens it again.
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Escape");
+  await expect(signOutButton).toBeHidden();
+  await expect(menu).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(signOutButton).toBeVisible();
   for (let i = 0; i < 10 && !(await signOutButton.evaluate((b) => b === document.activeElement)); i++) {
     await page.keyboard.press("Tab");
   }

@@ -1,6 +1,6 @@
 "use client";
 
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useAuth } from "@/hooks/useAuth";
@@ -16,6 +16,8 @@ export function UserMenu() {
   const [message, setMessage] = useState<string | null>(null);
   const menuId = useId();
   const selectId = useId();
+  const root = useRef<HTMLDivElement>(null);
+  const toggle = useRef<HTMLButtonElement>(null);
 
   useEffect(() => {
     const other = accounts.find((a) => !a.current);
@@ -47,12 +49,23 @@ export function UserMenu() {
   }
 
   return (
-    <div className="user-menu">
-      <button type="button" aria-expanded={open} aria-controls={menuId} onClick={() => setOpen((o) => !o)}>
+    <div className="user-menu" ref={root}
+      onKeyDown={(e) => {
+        // Escape closes the menu and gives the focus back to its button.
+        if (e.key === "Escape" && open) {
+          setOpen(false);
+          toggle.current?.focus();
+        }
+      }}
+      onBlur={(e) => {
+        // Focus or a click moving outside the menu closes it.
+        if (open && !root.current?.contains(e.relatedTarget as Node | null)) setOpen(false);
+      }}>
+      <button type="button" ref={toggle} aria-expanded={open} aria-controls={menuId} onClick={() => setOpen((o) => !o)}>
         {user.display_name || user.username}
         <span className="visually-hidden"> — account menu</span>
       </button>
-      <div id={menuId} className="user-menu-panel" hidden={!open}>
+      <div id={menuId} className="user-menu-panel" hidden={!open} tabIndex={-1}>
         <p className="muted">Signed in as <strong>{user.username}</strong> ({user.email})</p>
         {others.length > 0 && (
           <form onSubmit={onSwitch} className="switch-form">
