@@ -111,15 +111,40 @@ pub const DOCUMENTS_INGEST: Subscription = Subscription {
     routing_key: "ingest.document",
 };
 
+/// The queue of the mail-sync service's `user.deleted` consumer.
+pub const MAIL_USER_DELETED: Subscription = Subscription {
+    service: "mail",
+    purpose: "user-deleted",
+    routing_key: USER_DELETED,
+};
+
+/// Mail accounts to sync (scheduled, or asked for), spread over the
+/// mail-sync replicas.
+pub const MAIL_SYNC: Subscription = Subscription {
+    service: "mail",
+    purpose: "sync",
+    routing_key: "mail.sync",
+};
+
+/// Stored emails to index for search.
+pub const MAIL_INGEST: Subscription = Subscription {
+    service: "mail",
+    purpose: "ingest",
+    routing_key: "ingest.email",
+};
+
 /// Every queue pai's services consume events from. The outbox relay
 /// declares them all before it publishes, so an event published before its
 /// consumer first started waits in the consumer's queue instead of being
 /// dropped by the exchange.
-pub const SUBSCRIPTIONS: [Subscription; 4] = [
+pub const SUBSCRIPTIONS: [Subscription; 7] = [
     DOCUMENTS_USER_DELETED,
     SEARCH_USER_DELETED,
     INFERENCE_USER_DELETED,
     DOCUMENTS_INGEST,
+    MAIL_USER_DELETED,
+    MAIL_SYNC,
+    MAIL_INGEST,
 ];
 
 /// The retry and dead-letter queues beside `queue`.

@@ -255,6 +255,8 @@ pub struct ServiceAddrs {
     pub search_url: String,
     pub inference_listen: String,
     pub inference_url: String,
+    pub mail_listen: String,
+    pub mail_url: String,
     /// Whether services started in one process call each other in process
     /// (`IN_PROCESS_CALLS`, default true) rather than over loopback.
     pub in_process_calls: bool,
@@ -271,6 +273,8 @@ impl ServiceAddrs {
             search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
             inference_listen: env.string("INFERENCE_GRPC_ADDR", "127.0.0.1:50055"),
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
+            mail_listen: env.string("MAIL_SYNC_GRPC_ADDR", "127.0.0.1:50053"),
+            mail_url: env.string("MAIL_SYNC_URL", "http://127.0.0.1:50053"),
             in_process_calls: env.parse("IN_PROCESS_CALLS", true)?,
         })
     }
