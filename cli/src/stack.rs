@@ -15,6 +15,7 @@ use pai_common::grpc::LocalServers;
 use pai_documents::DocumentsSettings;
 use pai_gateway::GatewaySettings;
 use pai_inference::{AskSettings, InferenceSettings};
+use pai_mail_sync::MailSettings;
 use pai_search::SearchSettings;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -30,15 +31,17 @@ pub enum Service {
     Inference,
     Search,
     Documents,
+    MailSync,
     Gateway,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Auth,
         Service::Inference,
         Service::Search,
         Service::Documents,
+        Service::MailSync,
         Service::Gateway,
     ];
 
@@ -48,6 +51,7 @@ impl Service {
             Self::Inference => "inference",
             Self::Search => "search",
             Self::Documents => "documents",
+            Self::MailSync => "mail-sync",
             Self::Gateway => "gateway",
         }
     }
@@ -77,6 +81,7 @@ pub struct Stack {
     pub search_addr: Option<SocketAddr>,
     pub documents_addr: Option<SocketAddr>,
     pub inference_addr: Option<SocketAddr>,
+    pub mail_addr: Option<SocketAddr>,
     tasks: JoinSet<(Service, anyhow::Result<()>)>,
     shutdown: CancellationToken,
 }
@@ -99,6 +104,7 @@ pub async fn migrate(env: &Env, services: &[Service]) -> anyhow::Result<()> {
             Service::Search => (pai_search::SCHEMA, &pai_search::MIGRATOR),
             Service::Documents => (pai_documents::SCHEMA, &pai_documents::MIGRATOR),
             Service::Inference => (pai_inference::SCHEMA, &pai_inference::MIGRATOR),
+            Service::MailSync => (pai_mail_sync::SCHEMA, &pai_mail_sync::MIGRATOR),
             Service::Gateway => continue,
         };
         pai_common::db::migrate(&pool, schema, migrator).await?;
@@ -131,6 +137,9 @@ impl Stack {
         let mut documents = wants(Service::Documents)
             .then(|| DocumentsSettings::from_env(env))
             .transpose()?;
+        let mut mail = wants(Service::MailSync)
+            .then(|| MailSettings::from_env(env))
+            .transpose()?;
         let mut gateway = wants(Service::Gateway)
             .then(|| GatewaySettings::from_env(env))
             .transpose()?;
@@ -145,6 +154,7 @@ impl Stack {
             search_addr: None,
             documents_addr: None,
             inference_addr: None,
+            mail_addr: None,
             tasks: JoinSet::new(),
             shutdown: shutdown.clone(),
         };
@@ -162,6 +172,9 @@ impl Stack {
                 }
                 if let Some((_, ask)) = inference.as_mut() {
                     ask.auth_url.clone_from(&url);
+                }
+                if let Some(mail) = mail.as_mut() {
+                    mail.auth_url.clone_from(&url);
                 }
                 if let Some(gateway) = gateway.as_mut() {
                     gateway.services.auth_url = url;
@@ -196,6 +209,9 @@ impl Stack {
             if let Some((_, ask)) = inference.as_mut() {
                 ask.search_url = format!("http://{addr}");
             }
+            if let Some(mail) = mail.as_mut() {
+                mail.search_url = format!("http://{addr}");
+            }
             stack.search_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
             let (token, local) = (shutdown.clone(), local.clone());
@@ -228,6 +244,19 @@ impl Stack {
             tasks.spawn(async move {
                 let result = pai_documents::serve(settings, pool, listener, token, local).await;
                 (Service::Documents, result)
+            });
+        }
+        if let Some(settings) = mail {
+            let (listener, addr) = bind(&addrs.mail_listen, "MAIL_SYNC_GRPC_ADDR").await?;
+            if let Some(gateway) = gateway.as_mut() {
+                gateway.services.mail_url = format!("http://{addr}");
+            }
+            stack.mail_addr = Some(addr);
+            let pool = pai_common::db::pool(&settings.database)?;
+            let (token, local) = (shutdown.clone(), local.clone());
+            tasks.spawn(async move {
+                let result = pai_mail_sync::serve(settings, pool, listener, token, local).await;
+                (Service::MailSync, result)
             });
         }
         if let (Some(settings), Some(listener)) = (auth, auth_listener) {

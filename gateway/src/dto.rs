@@ -7,6 +7,9 @@ use pai_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod mail;
+pub use mail::{Email, EmailPage, EmailThread, GmailConnect, MailAccount, MailAccounts};
+
 fn time(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
     let t = t?;
     Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).unwrap_or_default())

@@ -37,6 +37,8 @@ use pai_proto::v1::ask_service_client::AskServiceClient;
 use pai_proto::v1::auth_internal_client::AuthInternalClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
 use pai_proto::v1::document_service_client::DocumentServiceClient;
+use pai_proto::v1::mail_connect_client::MailConnectClient;
+use pai_proto::v1::mail_service_client::MailServiceClient;
 use pai_proto::v1::search_service_client::SearchServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -210,6 +212,13 @@ fn build(
             local.channel_with_deadline(&settings.services.inference_url, deadline)?,
         )
         .max_decoding_message_size(MAX_QUERIES_MESSAGE),
+        mail: MailServiceClient::new(
+            local.channel_with_deadline(&settings.services.mail_url, deadline)?,
+        ),
+        mail_connect: MailConnectClient::with_interceptor(
+            local.channel_with_deadline(&settings.services.mail_url, deadline)?,
+            ServiceCredential::new(Arc::clone(&keys), "gateway"),
+        ),
         feed: AuthInternalClient::with_interceptor(
             feed_channel,
             ServiceCredential::new(Arc::clone(&keys), "gateway"),
@@ -228,7 +237,7 @@ fn build(
 }
 
 fn router(settings: &GatewaySettings, state: AppState) -> Router {
-    use routes::{admin, auth, browser, documents, ops, queries, search, users};
+    use routes::{admin, auth, browser, documents, mail, ops, queries, search, users};
 
     // Uploads stream through; the documents service enforces MAX_FILE_SIZE
     // exactly, this only stops a body far beyond it.
@@ -272,6 +281,14 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .route("/search", get(search::search))
         .route("/queries", post(queries::ask).get(queries::list))
         .route("/queries/{id}", get(queries::get).delete(queries::delete))
+        .route("/gmail/connect", get(mail::connect))
+        .route("/gmail/callback", get(mail::callback))
+        .route("/mail/accounts", get(mail::accounts))
+        .route("/mail/accounts/{id}", delete(mail::remove))
+        .route("/mail/accounts/{id}/sync", post(mail::sync))
+        .route("/emails", get(mail::list))
+        .route("/emails/threads/{id}", get(mail::thread))
+        .route("/emails/{id}", get(mail::get))
         .route("/openapi.json", get(ops::openapi_json))
         .merge(uploads)
         .route_layer(axum::middleware::from_fn_with_state(

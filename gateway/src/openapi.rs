@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::{AskDelta, AskStarted};
 use crate::problem;
-use crate::routes::{admin, auth, browser, documents, ops, queries, search, users};
+use crate::routes::{admin, auth, browser, documents, mail, ops, queries, search, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use crate::routes::{admin, auth, browser, documents, ops, queries, search, users
         documents::upload, documents::list, documents::get, documents::download,
         documents::delete, documents::reprocess, search::search,
         queries::ask, queries::list, queries::get, queries::delete,
+        mail::connect, mail::callback, mail::accounts, mail::sync, mail::remove,
+        mail::list, mail::get, mail::thread,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     // The data of the `started` and `delta` server-sent events of an answer.
@@ -34,6 +36,7 @@ use crate::routes::{admin, auth, browser, documents, ops, queries, search, users
         (name = "documents", description = "Uploaded PDFs and their ingest"),
         (name = "search", description = "Hybrid search over the caller's data"),
         (name = "queries", description = "Questions answered from the caller's data, and their history"),
+        (name = "mail", description = "Connected Gmail accounts and their mail"),
         (name = "ops", description = "Health, readiness and metrics"),
     )
 )]

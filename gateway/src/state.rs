@@ -11,6 +11,8 @@ use pai_proto::v1::admin_service_client::AdminServiceClient;
 use pai_proto::v1::ask_service_client::AskServiceClient;
 use pai_proto::v1::auth_service_client::AuthServiceClient;
 use pai_proto::v1::document_service_client::DocumentServiceClient;
+use pai_proto::v1::mail_connect_client::MailConnectClient;
+use pai_proto::v1::mail_service_client::MailServiceClient;
 use pai_proto::v1::search_service_client::SearchServiceClient;
 use tonic::Request;
 use tonic::service::interceptor::InterceptedService;
@@ -53,6 +55,10 @@ pub struct Shared {
     pub ask: AskServiceClient<GrpcChannel>,
     /// The query history: calls get the request's time limit.
     pub queries: AskServiceClient<GrpcChannel>,
+    /// The caller's mail (user-scoped calls).
+    pub mail: MailServiceClient<GrpcChannel>,
+    /// Google's connect redirect: carries the gateway's service credential.
+    pub mail_connect: MailConnectClient<InterceptedService<GrpcChannel, ServiceCredential>>,
     /// The auth service's revocation feed.
     pub feed: FeedClient,
     pub readiness: Arc<Readiness>,

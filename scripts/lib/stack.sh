@@ -36,11 +36,11 @@ start_stack() {
   WORK=$(mktemp -d)
   trap stack_cleanup EXIT
 
-  # Five free TCP ports: the gateway and four gRPC services.
-  local port auth docs search inf
-  read -r port auth docs search inf < <(python3 - <<'PY'
+  # Six free TCP ports: the gateway and five gRPC services.
+  local port auth docs search inf mail
+  read -r port auth docs search inf mail < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -54,6 +54,7 @@ PY
     DOCUMENTS_GRPC_ADDR=127.0.0.1:$docs DOCUMENTS_URL=http://127.0.0.1:$docs \
     SEARCH_GRPC_ADDR=127.0.0.1:$search SEARCH_URL=http://127.0.0.1:$search \
     INFERENCE_GRPC_ADDR=127.0.0.1:$inf INFERENCE_URL=http://127.0.0.1:$inf \
+    MAIL_SYNC_GRPC_ADDR=127.0.0.1:$mail MAIL_SYNC_URL=http://127.0.0.1:$mail \
     AMQP_EVENTS_EXCHANGE=pai.$name.$id UPLOAD_PATH="$WORK/uploads" VECTOR_DB_PATH="$WORK/vector_db" \
     ALLOWED_ORIGINS=$URL WEB_DIR=${WEB_DIR:-$PWD/frontend/out} \
     JWT_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=') RUST_LOG=${RUST_LOG:-warn}

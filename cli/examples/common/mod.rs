@@ -177,6 +177,7 @@ impl Bench {
             ("DOCUMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
             ("SEARCH_GRPC_ADDR", "127.0.0.1:0".into()),
             ("INFERENCE_GRPC_ADDR", "127.0.0.1:0".into()),
+            ("MAIL_SYNC_GRPC_ADDR", "127.0.0.1:0".into()),
             ("RATE_LIMIT_RPS", "0".into()),
             // A 500-document ingest outlasts the default 15-minute token.
             ("JWT_EXPIRATION_MINUTES", "240".into()),

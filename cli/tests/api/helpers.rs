@@ -134,6 +134,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("DOCUMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
         ("SEARCH_GRPC_ADDR", "127.0.0.1:0".into()),
         ("INFERENCE_GRPC_ADDR", "127.0.0.1:0".into()),
+        ("MAIL_SYNC_GRPC_ADDR", "127.0.0.1:0".into()),
         ("EMBEDDING_MODEL_PATH", model_path()),
         ("LLM_MODEL_PATH", llm_path()),
         // Two answers at a time: tests run side by side on few cores.

@@ -27,6 +27,7 @@ mod grpc_direct;
 mod isolation_property;
 mod limits;
 mod lockout;
+mod mail;
 mod open_indexes;
 mod ops;
 mod readiness;

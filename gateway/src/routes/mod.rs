@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod browser;
 pub mod documents;
+pub mod mail;
 pub mod ops;
 pub mod queries;
 pub mod search;
