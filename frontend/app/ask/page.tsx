@@ -1,6 +1,6 @@
 "use client";
 
-import { useId, useRef, useState, type FormEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { AnswerText } from "@/components/ask/AnswerText";
 import { SourceList } from "@/components/ask/SourceList";
 import { ProtectedRoute } from "@/components/auth/ProtectedRoute";
@@ -26,6 +26,7 @@ function Ask() {
   const [error, setError] = useState<string | null>(null);
   const [fieldError, setFieldError] = useState<string | null>(null);
   const abort = useRef<AbortController | null>(null);
+  const [elapsed, setElapsed] = useState(0);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -60,6 +61,17 @@ function Ask() {
   }
 
   const working = phase === "waiting" || phase === "streaming";
+
+  // Progress while the answer comes: seconds elapsed, repainted once a
+  // second. (An animated bar repaints every frame, and the browser's
+  // frames compete with the model for the same cores on a small machine.)
+  useEffect(() => {
+    if (!working) return;
+    setElapsed(0);
+    const started = Date.now();
+    const timer = setInterval(() => setElapsed(Math.floor((Date.now() - started) / 1000)), 1000);
+    return () => clearInterval(timer);
+  }, [working]);
   const statusLine = phase === "waiting" ? "Searching your data and starting the answer…"
     : phase === "streaming" ? "Answering…"
     : record ? STATUS_TEXT[record.status] ?? record.status : "";
@@ -83,7 +95,8 @@ function Ask() {
         </div>
       </form>
       <p role="status" aria-live="polite" className="muted">
-        {working && <progress aria-label="Answer progress" />} {statusLine}
+        {statusLine}
+        {working && elapsed > 0 && <span aria-hidden="true"> ({elapsed} s)</span>}
       </p>
       {error && <p role="alert" className="form-error">{error}</p>}
       {(text || record) && (
