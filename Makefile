@@ -74,7 +74,7 @@ test: deps models ## fmt check, clippy, all tests, the web app's types and brows
 	$(MAKE) --no-print-directory test-web
 
 test-web: ## the web app: API types up to date, typecheck, Playwright in Debian's chromium on a running stack
-	cargo build -p pai
+	cargo build -p pai -p pai-fake-google
 	bash scripts/web-types.sh --check
 	cd frontend && npm run typecheck
 	AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/web-test.sh

@@ -1,8 +1,5 @@
-// TODO(types): generate from /api/openapi.json with openapi-typescript
-// (the request and response types in ./types are written by hand from
-// DESIGN.md §6 and the README until then).
-//
-// The API client: a fetch wrapper that adds the in-memory bearer token,
+// The API client (its types are generated from the gateway's OpenAPI
+// document: see ./types): a fetch wrapper that adds the in-memory bearer token,
 // refreshes it ONCE on a 401 (concurrent requests share the one in-flight
 // refresh) and retries, and turns problem+json answers into ApiError.
 
@@ -10,8 +7,9 @@ import { clearAccessToken, cookieModeHeaders, getAccessToken, setAccessToken } f
 import { ApiError, problemFrom } from "./errors";
 import { readSse } from "./sse";
 import type {
-  AccountStatus, AskBody, BrowserAccount, Document, DocumentPage, QueryPage, QueryRecord,
-  SearchMode, SearchResults, Session, TokenResponse, User, UserPage, Validation,
+  AccountStatus, AskBody, BrowserAccount, Document, DocumentPage, Email, EmailPage, EmailThread,
+  GmailConnect, MailAccount, MailAccounts, QueryPage, QueryRecord, SearchMode, SearchResults,
+  Session, TokenResponse, User, UserPage, Validation,
 } from "./types";
 
 export { ApiError } from "./errors";
@@ -415,4 +413,42 @@ export function getQuery(id: string): Promise<QueryRecord> {
 
 export function deleteQuery(id: string): Promise<void> {
   return api<void>(`/queries/${encodeURIComponent(id)}`, { method: "DELETE" });
+}
+
+// ---- mail -----------------------------------------------------------------
+
+/** Google's consent URL for connecting a Gmail account. */
+export function gmailConnect(loginHint?: string): Promise<GmailConnect> {
+  return api<GmailConnect>(`/gmail/connect${query({ login_hint: loginHint })}`);
+}
+
+export async function listMailAccounts(): Promise<MailAccount[]> {
+  return (await api<MailAccounts>("/mail/accounts")).accounts;
+}
+
+export function syncMailAccount(id: string): Promise<MailAccount> {
+  return api<MailAccount>(`/mail/accounts/${encodeURIComponent(id)}/sync`, { method: "POST" });
+}
+
+export function removeMailAccount(id: string): Promise<void> {
+  return api<void>(`/mail/accounts/${encodeURIComponent(id)}`, { method: "DELETE" });
+}
+
+export interface EmailFilters {
+  classification?: string;
+  account_id?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+export function listEmails(filters: EmailFilters = {}): Promise<EmailPage> {
+  return api<EmailPage>(`/emails${query({ ...filters })}`);
+}
+
+export function getEmail(id: string): Promise<Email> {
+  return api<Email>(`/emails/${encodeURIComponent(id)}`);
+}
+
+export function getThread(id: string): Promise<EmailThread> {
+  return api<EmailThread>(`/emails/threads/${encodeURIComponent(id)}`);
 }

@@ -22,6 +22,15 @@ export type AskBody = Schemas["AskBody"];
 export type DocumentPage = Schemas["DocumentPage"];
 export type QueryPage = Schemas["QueryPage"];
 export type UserPage = Schemas["UserPage"];
+export type GmailConnect = Schemas["GmailConnect"];
+export type MailAccount = Schemas["MailAccount"];
+export type MailAccounts = Schemas["MailAccounts"];
+export type Email = Schemas["Email"];
+export type EmailPage = Schemas["EmailPage"];
+export type EmailThread = Schemas["EmailThread"];
+
+/** An email's `classification`. */
+export const CLASSIFICATIONS = ["personal", "work", "financial", "newsletter", "notification", "spam"] as const;
 
 /** A document's `status` (the API sends it as a string). */
 export type DocumentStatus = "queued" | "processing" | "indexed" | "failed";

@@ -8,6 +8,7 @@
 #
 #   PAI=PATH   the pai binary (default: the debug build in CARGO_TARGET_DIR)
 #   WEB_DIR    the web app the gateway serves (default: frontend/out)
+#   STACK_EXTRA_PIDS  processes started beside the stack, stopped with it
 
 stack_as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 stack_apt_install() {
@@ -18,6 +19,8 @@ stack_apt_install() {
 
 stack_cleanup() {
   if [ -n "${PAI_PID:-}" ]; then kill "$PAI_PID" 2>/dev/null && wait "$PAI_PID" 2>/dev/null || true; fi
+  # Helpers the caller started beside the stack (a fake Google).
+  for pid in ${STACK_EXTRA_PIDS:-}; do kill "$pid" 2>/dev/null || true; done
   [ -n "${STACK_DB:-}" ] && psql "$STACK_ADMIN_URL" -qc "DROP DATABASE IF EXISTS ${STACK_DB} WITH (FORCE)" >/dev/null 2>&1
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
   return 0
@@ -57,6 +60,7 @@ PY
     MAIL_SYNC_GRPC_ADDR=127.0.0.1:$mail MAIL_SYNC_URL=http://127.0.0.1:$mail \
     AMQP_EVENTS_EXCHANGE=pai.$name.$id UPLOAD_PATH="$WORK/uploads" VECTOR_DB_PATH="$WORK/vector_db" \
     ALLOWED_ORIGINS=$URL WEB_DIR=${WEB_DIR:-$PWD/frontend/out} \
+    GMAIL_REDIRECT_URI=${GMAIL_REDIRECT_URI:-$URL/api/gmail/callback} \
     JWT_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=') RUST_LOG=${RUST_LOG:-warn}
   "$PAI" migrate >/dev/null
   "$PAI" run --no-migrate >"$PAI_LOG" 2>&1 &

@@ -85,7 +85,7 @@ function Search() {
         <ol className="list">
           {results.hits.map((hit, i) => (
             <li key={`${hit.source.id}-${hit.source.page}-${i}`} className="card">
-              <p><PageLink id={hit.source.id} page={hit.source.page} title={hit.source.title} /></p>
+              <p><PageLink id={hit.source.id} page={hit.source.page} title={hit.source.title} kind={hit.source.kind} /></p>
               <p><Highlighted snippet={hit.snippet} /></p>
               <p className="muted">score {hit.score.toFixed(3)}{hit.source.category ? ` · ${hit.source.category}` : ""}</p>
             </li>

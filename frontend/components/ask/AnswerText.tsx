@@ -13,7 +13,7 @@ export function AnswerText({ text, sources }: { text: string; sources: AnswerSou
         if (!source) return <Fragment key={i}>{part}</Fragment>;
         return (
           <span key={i} className="citation">
-            <PageLink id={source.source_id} page={source.page} title={`source ${source.n}: ${source.title}`}>{part}</PageLink>
+            <PageLink id={source.source_id} page={source.page} kind={source.source_kind} title={`source ${source.n}: ${source.title}`}>{part}</PageLink>
           </span>
         );
       })}

@@ -12,7 +12,7 @@ export function SourceList({ sources }: { sources: AnswerSource[] }) {
         {sources.map((s) => (
           <li key={s.n} className={`card${s.cited ? " cited" : ""}`}>
             <p>
-              <strong>[{s.n}]</strong> <PageLink id={s.source_id} page={s.page} title={s.title} />
+              <strong>[{s.n}]</strong> <PageLink id={s.source_id} page={s.page} title={s.title} kind={s.source_kind} />
               {s.cited && <> <span className="badge status-indexed">cited</span></>}
             </p>
             <p><Highlighted snippet={s.snippet} /></p>

@@ -9,6 +9,7 @@ const LINKS = [
   { href: "/documents/", label: "Documents" },
   { href: "/search/", label: "Search" },
   { href: "/ask/", label: "Ask" },
+  { href: "/mail/", label: "Mail" },
   { href: "/history/", label: "History" },
 ];
 

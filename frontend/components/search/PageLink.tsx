@@ -1,12 +1,23 @@
 "use client";
 
+import Link from "next/link";
 import { useState } from "react";
 import { openDocument } from "@/lib/api";
 import { messageOf } from "@/lib/errors";
 
-/** Opens a document's PDF at a page (fetched with the token, then an object URL #page=N). */
-export function PageLink({ id, page, title, children }: { id: string; page: number; title: string; children?: React.ReactNode }) {
+/** Opens a source: a document's PDF at a page (fetched with the token, then
+ *  an object URL #page=N), or an email on its page. */
+export function PageLink({ id, page, title, kind = "document", children }: {
+  id: string; page: number; title: string; kind?: string; children?: React.ReactNode;
+}) {
   const [error, setError] = useState<string | null>(null);
+  if (kind === "email") {
+    return (
+      <Link href={`/mail/email/?id=${encodeURIComponent(id)}`} className="page-link" aria-label={`Open the email ${title}`}>
+        {children ?? title}
+      </Link>
+    );
+  }
   return (
     <>
       <a href={`/api/documents/${id}/file#page=${page}`} className="page-link"
