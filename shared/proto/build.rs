@@ -11,6 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let descriptors = protox::compile(&files, [&root])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
-    println!("cargo:rerun-if-changed={}", root.display());
+    // The folder (a file added or removed) and each file (one edited).
+    println!("cargo:rerun-if-changed={}", root.join("pai/v1").display());
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
     Ok(())
 }

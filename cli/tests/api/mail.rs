@@ -232,6 +232,47 @@ async fn connect_sync_incrementally_thread_and_search_mail() {
     assert_eq!(emails.len() as u64, CORPUS_MESSAGES);
     assert!(emails.iter().all(|e| e["classification"].is_string()));
 
+    // Every email is indexed, and so is the text of PDF attachments.
+    for _ in 0..1200 {
+        let queued: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM mail.emails WHERE index_status <> 'indexed'")
+                .fetch_one(&mail.app.db)
+                .await
+                .unwrap();
+        if queued == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pdfs: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT id, status FROM mail.email_attachments WHERE content_type = 'application/pdf'",
+    )
+    .fetch_all(&mail.app.db)
+    .await
+    .unwrap();
+    assert!(!pdfs.is_empty());
+    assert!(
+        pdfs.iter()
+            .all(|(_, status)| status == "indexed" || status == "failed"),
+        "{pdfs:?}"
+    );
+    let indexed: Vec<uuid::Uuid> = pdfs
+        .iter()
+        .filter(|(_, status)| status == "indexed")
+        .map(|(id, _)| *id)
+        .collect();
+    let chunks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM search.chunks WHERE source_kind = 'email' AND source_id = ANY($1)",
+    )
+    .bind(&indexed)
+    .fetch_one(&mail.app.db)
+    .await
+    .unwrap();
+    assert!(
+        !indexed.is_empty() && chunks > 0,
+        "{pdfs:?}, {chunks} chunks"
+    );
+
     // A reply arrives and a message is deleted: the next sync reads the
     // history and fetches only the new message.
     let parent = emails
@@ -317,6 +358,36 @@ async fn connect_sync_incrementally_thread_and_search_mail() {
             .unwrap()
             .contains("PLOVER-7731")
     );
+
+    // Answers draw on mail too; an email source names its subject, sender
+    // and date.
+    let answer = mail
+        .app
+        .post(
+            "/api/queries",
+            Some(&token),
+            serde_json::json!({ "query": "What is the codename of Ximian Evolution 0.10?" }),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let sources = answer.body["sources"].as_array().unwrap();
+    let ximian = sources
+        .iter()
+        .find(|s| s["source_kind"] == "email" && s["title"].as_str().unwrap().contains("Ximian"))
+        .unwrap_or_else(|| panic!("no Ximian email among the sources: {}", answer.body));
+    assert!(
+        ximian["title"].as_str().unwrap().contains("2001-"),
+        "{}",
+        ximian["title"]
+    );
+    if answer.body["status"] == "answered" {
+        let cited: Vec<&Value> = sources.iter().filter(|s| s["cited"] == true).collect();
+        assert!(
+            cited.iter().all(|s| s["source_kind"] == "email"),
+            "{}",
+            answer.body
+        );
+    }
     mail.app.finish().await;
 }
 

@@ -197,6 +197,7 @@ async fn two_thousand_users_behind_a_cap_of_fifty_open_indexes() {
                 user_id: users[1].0.to_string(),
                 source_kind: "document".into(),
                 source_id: users[1].1.to_string(),
+                more_source_ids: Vec::new(),
             }),
             &service,
         ))

@@ -178,6 +178,7 @@ impl DocumentsCore {
                 user_id: user_id.to_string(),
                 source_kind: SOURCE_KIND.to_owned(),
                 source_id: id.to_string(),
+                more_source_ids: Vec::new(),
             })
             .await
             .map_err(|s| DocumentsError::Search(s.message().to_owned()))?;

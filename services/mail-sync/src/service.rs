@@ -21,6 +21,9 @@ use crate::{Extractor, MailSettings};
 
 pub type SearchClient = SearchInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
 
+/// Sources removed from search in one call (one index commit).
+const UNINDEX_BATCH: usize = 500;
+
 /// The source kind of mail in search (emails and their attachments).
 pub const SOURCE_KIND: &str = "email";
 
@@ -187,9 +190,7 @@ impl MailCore {
             .await?
             .ok_or(MailError::NotFound("mail account"))?;
         self.revoke(&account).await;
-        for source in &sources {
-            self.unindex(user_id, *source).await?;
-        }
+        self.unindex(user_id, &sources).await?;
         self.delete_files(user_id, &sources).await;
         tracing::info!(account_id = %id, %user_id, emails = sources.len(), "mail account removed");
         Ok(())
@@ -210,16 +211,24 @@ impl MailCore {
         }
     }
 
-    pub(crate) async fn unindex(&self, user_id: Uuid, source_id: Uuid) -> Result<()> {
-        self.search
-            .clone()
-            .delete_source(DeleteSourceRequest {
-                user_id: user_id.to_string(),
-                source_kind: SOURCE_KIND.to_owned(),
-                source_id: source_id.to_string(),
-            })
-            .await
-            .map_err(|status| MailError::Search(status.message().to_owned()))?;
+    /// Removes sources (emails, attachments) of a user from search, a
+    /// batch per index commit.
+    pub(crate) async fn unindex(&self, user_id: Uuid, source_ids: &[Uuid]) -> Result<()> {
+        for batch in source_ids.chunks(UNINDEX_BATCH) {
+            let Some((first, rest)) = batch.split_first() else {
+                continue;
+            };
+            self.search
+                .clone()
+                .delete_source(DeleteSourceRequest {
+                    user_id: user_id.to_string(),
+                    source_kind: SOURCE_KIND.to_owned(),
+                    source_id: first.to_string(),
+                    more_source_ids: rest.iter().map(Uuid::to_string).collect(),
+                })
+                .await
+                .map_err(|status| MailError::Search(status.message().to_owned()))?;
+        }
         Ok(())
     }
 

@@ -302,9 +302,7 @@ impl MailCore {
             return Ok(0);
         }
         let sources = repo::delete_emails(&self.pool, account.id, ids).await?;
-        for source in &sources {
-            self.unindex(account.user_id, *source).await?;
-        }
+        self.unindex(account.user_id, &sources).await?;
         Ok(sources.len())
     }
 

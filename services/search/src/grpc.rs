@@ -172,12 +172,16 @@ impl SearchInternal for Grpc {
         request: Request<pb::DeleteSourceRequest>,
     ) -> Result<Response<pb::DeleteSourceResponse>, Status> {
         let req = request.into_inner();
+        let mut sources = vec![uuid(&req.source_id, "source_id")?];
+        for id in &req.more_source_ids {
+            sources.push(uuid(id, "more_source_ids")?);
+        }
         let deleted = self
             .core()?
-            .delete_source(
+            .delete_sources(
                 uuid(&req.user_id, "user_id")?,
                 &kind(&req.source_kind)?,
-                uuid(&req.source_id, "source_id")?,
+                sources,
             )
             .await?;
         Ok(Response::new(pb::DeleteSourceResponse {

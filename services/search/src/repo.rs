@@ -70,19 +70,19 @@ pub async fn generation(pool: &PgPool) -> Result<i64> {
 }
 
 /// Deletes a source's chunks and returns their ids.
-pub async fn delete_source(
+pub async fn delete_sources(
     conn: &mut PgConnection,
     user_id: Uuid,
     kind: &str,
-    source_id: Uuid,
+    source_ids: &[Uuid],
 ) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar(
-        "DELETE FROM search.chunks WHERE user_id = $1 AND source_kind = $2 AND source_id = $3 \
-         RETURNING id",
+        "DELETE FROM search.chunks WHERE user_id = $1 AND source_kind = $2 \
+         AND source_id = ANY($3) RETURNING id",
     )
     .bind(user_id)
     .bind(kind)
-    .bind(source_id)
+    .bind(source_ids)
     .fetch_all(conn)
     .await?)
 }

@@ -33,6 +33,7 @@ fn delete_nothing(token: &str) -> tonic::Request<DeleteSourceRequest> {
             user_id: Uuid::new_v4().to_string(),
             source_kind: "document".into(),
             source_id: Uuid::new_v4().to_string(),
+            more_source_ids: Vec::new(),
         }),
         token,
     )

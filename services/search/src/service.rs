@@ -331,17 +331,24 @@ impl SearchCore {
     }
 
     /// Removes one source's chunks; returns how many there were.
-    pub async fn delete_source(&self, user_id: Uuid, kind: &str, source_id: Uuid) -> Result<usize> {
+    pub async fn delete_sources(
+        &self,
+        user_id: Uuid,
+        kind: &str,
+        source_ids: Vec<Uuid>,
+    ) -> Result<usize> {
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
-        let ids = repo::delete_source(&mut tx, user_id, kind, source_id).await?;
+        let ids = repo::delete_sources(&mut tx, user_id, kind, &source_ids).await?;
         let generation = repo::bump_generation(&mut tx).await?;
         tx.commit().await?;
         let count = ids.len();
         let kind = kind.to_owned();
         self.apply(
             move |text| {
-                text.delete_source(user_id, &kind, source_id)?;
+                for source_id in &source_ids {
+                    text.delete_source(user_id, &kind, *source_id)?;
+                }
                 text.commit()
             },
             move |vectors| vectors.remove(user_id, &ids),
