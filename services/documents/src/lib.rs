@@ -60,15 +60,7 @@ pub struct DocumentsSettings {
 
 impl DocumentsSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let program = match env.get("PAI_EXTRACT_PROGRAM") {
-            Some(path) => PathBuf::from(path),
-            None => std::env::current_exe().map_err(|e| {
-                ConfigError::new(
-                    "PAI_EXTRACT_PROGRAM",
-                    format!("cannot find this program: {e}"),
-                )
-            })?,
-        };
+        let program = pai_common::config::extract_program(env)?;
         let concurrency = env.parse("INGEST_CONCURRENCY", 2u16)?;
         if concurrency == 0 {
             return Err(ConfigError::new("INGEST_CONCURRENCY", "must be at least 1"));

@@ -41,14 +41,9 @@ pub enum InferenceError {
     Erased,
 }
 
-/// SQLSTATE the erased-user trigger raises.
-const ERASED_USER_STATE: &str = "PAI01";
-
 impl From<sqlx::Error> for InferenceError {
     fn from(err: sqlx::Error) -> Self {
-        let erased = matches!(&err, sqlx::Error::Database(db)
-            if db.code().as_deref() == Some(ERASED_USER_STATE));
-        if erased {
+        if pai_common::db::is_erased_user(&err) {
             Self::Erased
         } else {
             Self::Database(err.to_string())

@@ -122,15 +122,7 @@ impl MailSettings {
             }
             _ => None,
         };
-        let program = match env.get("PAI_EXTRACT_PROGRAM") {
-            Some(path) => PathBuf::from(path),
-            None => std::env::current_exe().map_err(|e| {
-                ConfigError::new(
-                    "PAI_EXTRACT_PROGRAM",
-                    format!("cannot find this program: {e}"),
-                )
-            })?,
-        };
+        let program = pai_common::config::extract_program(env)?;
         let upload_path = PathBuf::from(env.string("UPLOAD_PATH", "data/uploads"));
         Ok(Self {
             database: DatabaseSettings::from_env(env)?,

@@ -25,14 +25,10 @@ pub enum SearchError {
     ShuttingDown(#[from] tokio::sync::AcquireError),
 }
 
-/// SQLSTATE raised by `search.chunks`' trigger for a user recorded as erased.
-const ERASED_USER_STATE: &str = "PAI01";
-
 impl SearchError {
     /// Whether a write was refused because its user's account was erased.
     pub fn is_erased_user(&self) -> bool {
-        matches!(self, SearchError::Database(sqlx::Error::Database(db))
-            if db.code().as_deref() == Some(ERASED_USER_STATE))
+        matches!(self, SearchError::Database(err) if pai_common::db::is_erased_user(err))
     }
 }
 

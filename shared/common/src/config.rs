@@ -244,6 +244,20 @@ pub fn check_signing_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The program run as `PROGRAM extract FILE` to read a PDF in a child
+/// process (`PAI_EXTRACT_PROGRAM`; by default this very program).
+pub fn extract_program(env: &Env) -> Result<std::path::PathBuf, ConfigError> {
+    match env.get("PAI_EXTRACT_PROGRAM") {
+        Some(path) => Ok(std::path::PathBuf::from(path)),
+        None => std::env::current_exe().map_err(|e| {
+            ConfigError::new(
+                "PAI_EXTRACT_PROGRAM",
+                format!("cannot find this program: {e}"),
+            )
+        }),
+    }
+}
+
 /// Where each service listens and where the others reach it.
 #[derive(Debug, Clone)]
 pub struct ServiceAddrs {

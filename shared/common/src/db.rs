@@ -34,6 +34,14 @@ fn options(url: &str) -> Result<PgConnectOptions, DbError> {
 
 /// Opens a pool; connections are made lazily, so start-up survives a
 /// PostgreSQL that is still starting.
+/// SQLSTATE the erased-user triggers raise (`{schema}.refuse_erased_users`).
+const ERASED_USER_STATE: &str = "PAI01";
+
+/// Whether `err` is a write refused because its user was erased.
+pub fn is_erased_user(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(ERASED_USER_STATE))
+}
+
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.pool_size)
