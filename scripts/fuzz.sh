@@ -26,6 +26,8 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
   "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# Mail routes answer as with a real Google behind them.
+start_fake_google
 start_stack fuzz
 
 PW=plum-orchard-lantern-42

@@ -29,21 +29,9 @@ export LLM_MODEL_PATH=${LLM_MODEL_PATH:-$HOME/.cache/pai/models/qwen2.5-coder-0.
 ensure_node_modules
 if [ -z "${WEB_DIR:-}" ]; then ensure_web_build; fi
 
-# A fake Google (pai-fake-google, Google's wire format) serving the e-mail
-# corpus as the Gmail account the mail tests connect.
-TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/pai/target}
-FAKE_GOOGLE=${FAKE_GOOGLE:-$TARGET/debug/fake-google}
-export PAI_MAIL_ADDRESS=mail-owner@example.com
-fake_out=$(mktemp)
-"$FAKE_GOOGLE" --port 0 --mailbox "$PAI_MAIL_ADDRESS=testdata/email/dev" >"$fake_out" 2>&1 &
-STACK_EXTRA_PIDS="$!"
-for _ in $(seq 100); do [ -s "$fake_out" ] && break; sleep 0.1; done
-GOOGLE=$(head -n1 "$fake_out")
-case "$GOOGLE" in http://*) ;; *) echo "web-test: the fake Google did not start: $(cat "$fake_out")"; exit 1 ;; esac
-export GMAIL_CLIENT_ID=pai-test-client.apps.googleusercontent.com GMAIL_CLIENT_SECRET=GOCSPX-pai-test-secret \
-  GOOGLE_AUTH_URL=$GOOGLE/o/oauth2/v2/auth GOOGLE_TOKEN_URL=$GOOGLE/token GOOGLE_REVOKE_URL=$GOOGLE/revoke \
-  GMAIL_API_BASE_URL=$GOOGLE MAIL_TOKEN_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
-
+# A fake Google serving the e-mail corpus as the Gmail account the mail
+# tests connect.
+start_fake_google
 start_stack web
 export PAI_URL=$URL
 

@@ -315,7 +315,8 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-    });
+    })
+    .on_failure(log_failure);
 
     let app = Router::new()
         .nest("/api", api.fallback(ops::not_found))
@@ -358,6 +359,29 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .layer(trace)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Logs a failed response with its path: an error when pai failed (500),
+/// a warning when a dependency was unavailable or too slow (503, 504: the
+/// client was told to retry, and the dependency logs its own cause).
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: Duration,
+    span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(code)
+            if code == axum::http::StatusCode::SERVICE_UNAVAILABLE
+                || code == axum::http::StatusCode::GATEWAY_TIMEOUT =>
+        {
+            tracing::warn!(parent: span, %code, latency_ms, "response failed");
+        }
+        other => {
+            tracing::error!(parent: span, classification = %other, latency_ms, "response failed")
+        }
+    }
 }
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled.

@@ -71,10 +71,35 @@ PY
   fi
 }
 
+# Starts a fake Google (pai-fake-google: OAuth and Gmail v1 in Google's wire
+# format) holding the e-mail corpus as the Gmail account $PAI_MAIL_ADDRESS,
+# and points the next `start_stack` at it. Call before `start_stack`.
+start_fake_google() {
+  local target=${CARGO_TARGET_DIR:-$HOME/.cache/pai/target}
+  local fake=${FAKE_GOOGLE:-$target/debug/fake-google}
+  export PAI_MAIL_ADDRESS=${PAI_MAIL_ADDRESS:-mail-owner@example.com}
+  local out
+  out=$(mktemp)
+  "$fake" --port 0 --mailbox "$PAI_MAIL_ADDRESS=testdata/email/dev" >"$out" 2>&1 &
+  STACK_EXTRA_PIDS="${STACK_EXTRA_PIDS:-} $!"
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
+  local google
+  google=$(head -n1 "$out")
+  case "$google" in
+    http://*) ;;
+    *) echo "stack: the fake Google did not start: $(cat "$out")"; return 1 ;;
+  esac
+  rm -f "$out"
+  export GMAIL_CLIENT_ID=pai-test-client.apps.googleusercontent.com GMAIL_CLIENT_SECRET=GOCSPX-pai-test-secret \
+    GOOGLE_AUTH_URL=$google/o/oauth2/v2/auth GOOGLE_TOKEN_URL=$google/token GOOGLE_REVOKE_URL=$google/revoke \
+    GMAIL_API_BASE_URL=$google MAIL_TOKEN_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
+}
+
 # Fails when the stack logged a panic or an error.
 stack_log_clean() {
   if grep -qE "panicked|ERROR" "$PAI_LOG"; then
     echo "stack: the stack logged errors:"; grep -E "panicked|ERROR" "$PAI_LOG" | head -20
+    echo "stack: its last warnings:"; grep -E "WARN" "$PAI_LOG" | tail -10
     return 1
   fi
 }

@@ -110,27 +110,31 @@ async fn account(mail: &Mail, token: &str, id: &str) -> Value {
         .unwrap_or_else(|| panic!("account {id} not listed: {}", r.body))
 }
 
-/// Waits until the account's sync after `since` ended (state other than
-/// `syncing`, a newer `last_sync_at` or an error) and returns it.
-async fn synced(mail: &Mail, token: &str, id: &str, since: Option<&str>) -> Value {
+/// Waits until the account's first sync ended (a `last_sync_at`, or an
+/// error state) and returns it.
+async fn synced(mail: &Mail, token: &str, id: &str) -> Value {
+    wait_for(mail, token, id, |account| match account["state"].as_str() {
+        Some("active") => account["last_sync_at"].is_string(),
+        Some("syncing") => false,
+        _ => true,
+    })
+    .await
+}
+
+/// Polls the account until `done` says so; returns it.
+async fn wait_for(mail: &Mail, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..600 {
         let account = account(mail, token, id).await;
-        let state = account["state"].as_str().unwrap_or_default();
-        let done = match state {
-            "active" => account["last_sync_at"]
-                .as_str()
-                .is_some_and(|t| Some(t) != since),
-            "syncing" => false,
-            _ => true,
-        };
-        if done {
+        if done(&account) {
             return account;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("account {id} never finished syncing");
+    panic!("account {id} never got there");
 }
 
+/// Asks for a sync and waits until it ended: a new `last_sync_at`, or a
+/// state other than the one before (an error, re-consent).
 async fn sync_now(mail: &Mail, token: &str, id: &str) -> Value {
     let before = account(mail, token, id).await;
     let r = mail
@@ -142,7 +146,14 @@ async fn sync_now(mail: &Mail, token: &str, id: &str) -> Value {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    synced(mail, token, id, before["last_sync_at"].as_str()).await
+    wait_for(mail, token, id, |account| {
+        let state = account["state"].as_str().unwrap_or_default();
+        state != "syncing"
+            && (account["last_sync_at"] != before["last_sync_at"]
+                || account["state"] != before["state"]
+                || account["last_error"] != before["last_error"])
+    })
+    .await
 }
 
 fn reply_to(parent_message_id: &str, subject: &str, body: &str) -> Vec<u8> {
@@ -223,7 +234,7 @@ async fn connect_sync_incrementally_thread_and_search_mail() {
     assert!(other.open(&key_id, &sealed, context.as_bytes()).is_err());
 
     // The first sync is full: every corpus message, fetched once.
-    let first = synced(&mail, &token, &id, None).await;
+    let first = synced(&mail, &token, &id).await;
     assert_eq!(first["state"], "active", "{first}");
     assert_eq!(first["messages"], CORPUS_MESSAGES, "{first}");
     assert_eq!(mail.google.count("users.messages.get"), CORPUS_MESSAGES);
@@ -404,7 +415,7 @@ async fn refresh_backoff_resync_and_reauth_keep_the_account_right() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(callback(&mail, &late).await.contains("expired"));
     let id = connect(&mail, &token, "owner@example.com").await;
-    synced(&mail, &token, &id, None).await;
+    synced(&mail, &token, &id).await;
 
     // An expired access token is refreshed; 429s are waited out; a
     // message with nothing to read is recorded as skipped and the sync
@@ -480,8 +491,8 @@ async fn each_users_mail_is_their_own_until_removed() {
         .to_owned();
     let alice_account = connect(&mail, &alice, "alice@example.com").await;
     let bob_account = connect(&mail, &bob, "bob@example.com").await;
-    synced(&mail, &alice, &alice_account, None).await;
-    synced(&mail, &bob, &bob_account, None).await;
+    synced(&mail, &alice, &alice_account).await;
+    synced(&mail, &bob, &bob_account).await;
     mail.google
         .add_message(
             "alice@example.com",
@@ -613,4 +624,81 @@ async fn without_a_gmail_client_connecting_says_so() {
     let emails = app.get("/api/emails", &token).await;
     assert_eq!(emails.body["emails"], serde_json::json!([]));
     app.finish().await;
+}
+
+#[tokio::test]
+async fn a_sync_cut_off_halfway_finishes_with_every_message_stored_once() {
+    let mail = mail_app(
+        &["owner@example.com"],
+        &[("MAIL_BACKOFF_MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    let token = mail.app.register("cutoff").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Google answers the connect and the first 40 calls of the sync, then
+    // fails until told otherwise: the sync stops partway.
+    mail.google.fail_after(42, u32::MAX, 503);
+    let id = connect(&mail, &token, "owner@example.com").await;
+    let cut = synced(&mail, &token, &id).await;
+    assert_eq!(cut["state"], "error", "{cut}");
+    let partial = cut["messages"].as_u64().unwrap();
+    assert!(partial > 0 && partial < CORPUS_MESSAGES, "{cut}");
+
+    // The next sync lists everything again and fetches only what is missing.
+    mail.google.fail_next(0, 503);
+    mail.google.reset_counters();
+    let done = sync_now(&mail, &token, &id).await;
+    assert_eq!(done["state"], "active", "{done}");
+    assert_eq!(done["messages"], CORPUS_MESSAGES, "{done}");
+    assert_eq!(
+        mail.google.count("users.messages.get"),
+        CORPUS_MESSAGES - partial
+    );
+    let (rows, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT provider_id) FROM mail.emails WHERE account_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&mail.app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, distinct),
+        (CORPUS_MESSAGES as i64, CORPUS_MESSAGES as i64)
+    );
+    mail.app.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_the_user_erases_their_mail_and_revokes_google() {
+    let mail = mail_app(&["owner@example.com"], &[]).await;
+    let token = mail.app.register("leaver").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = connect(&mail, &token, "owner@example.com").await;
+    synced(&mail, &token, &id).await;
+    mail.app.delete_account(&token).await;
+    let mut left = i64::MAX;
+    for _ in 0..300 {
+        left = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM mail.email_accounts) + (SELECT count(*) FROM mail.emails)",
+        )
+        .fetch_one(&mail.app.db)
+        .await
+        .unwrap();
+        if left == 0 && mail.google.grants().iter().all(|g| g.revoked) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0);
+    assert!(mail.google.grants().iter().all(|g| g.revoked));
+    let erased: i64 = sqlx::query_scalar("SELECT count(*) FROM mail.erased_users")
+        .fetch_one(&mail.app.db)
+        .await
+        .unwrap();
+    assert_eq!(erased, 1);
+    mail.app.finish().await;
 }

@@ -165,7 +165,14 @@ impl FakeGoogleHandle {
     /// Makes the next `count` Gmail calls fail with `status`: 429
     /// (`rateLimitExceeded`) or 503 (`backendError`); any other status means 429.
     pub fn fail_next(&self, count: u32, status: u16) {
+        self.fail_after(0, count, status);
+    }
+
+    /// Lets `pass` Gmail calls through, then fails the `count` after them
+    /// with `status` (a sync cut off halfway).
+    pub fn fail_after(&self, pass: u32, count: u32, status: u16) {
         let mut inner = self.shared.lock();
+        inner.pass_first = pass;
         inner.fail_next = count;
         inner.fail_status = status;
     }

@@ -57,7 +57,9 @@ fn authorize<'a>(
 ) -> Result<Authorized<'a>, ApiError> {
     let mut inner = shared.lock();
     inner.count(endpoint);
-    if inner.fail_next > 0 {
+    if inner.pass_first > 0 {
+        inner.pass_first -= 1;
+    } else if inner.fail_next > 0 {
         inner.fail_next -= 1;
         return Err(match inner.fail_status {
             503 => ApiError::Unavailable,

@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub access_tokens: BTreeMap<String, AccessToken>,
     pub last_authorization: Option<AuthorizationRequest>,
     pub deny_next_authorization: bool,
+    /// Gmail calls still to pass before `fail_next` starts failing them.
+    pub pass_first: u32,
     /// Gmail calls still to fail, and the status they fail with.
     pub fail_next: u32,
     pub fail_status: u16,
