@@ -378,8 +378,8 @@ fn log_failure(
         {
             tracing::warn!(parent: span, %code, latency_ms, "response failed");
         }
-        other => {
-            tracing::error!(parent: span, classification = %other, latency_ms, "response failed")
+        other @ (ServerErrorsFailureClass::StatusCode(_) | ServerErrorsFailureClass::Error(_)) => {
+            tracing::error!(parent: span, classification = %other, latency_ms, "response failed");
         }
     }
 }
