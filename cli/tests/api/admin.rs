@@ -148,7 +148,17 @@ async fn only_an_admin_undoes_an_admins_deactivation() {
             .await
             .unwrap();
     assert_eq!(row, (false, Some("admin".to_owned())));
-    app.login("wade", PASSWORD).await.assert_problem(403);
+    // Signing in says so too, rather than offering a reactivation that fails.
+    let r = app.login("wade", PASSWORD).await;
+    r.assert_problem(403);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("deactivated by an administrator"),
+        "{}",
+        r.body
+    );
 
     // A user's own deactivation is theirs to undo.
     let r = set_active(&app, admin_token, id, "reactivate").await;

@@ -274,7 +274,11 @@ impl AuthService {
     pub async fn login(&self, login: &str, password: &str, client: &Client) -> Result<Tokens> {
         let user = self.check_credentials(login, password, client).await?;
         if !user.is_active {
-            return Err(AuthError::Deactivated);
+            // Say who can undo it: the user (reactivate), or an admin only.
+            return Err(match user.deactivated_by.as_deref() {
+                Some("admin") => AuthError::DeactivatedByAdmin,
+                _ => AuthError::Deactivated,
+            });
         }
         self.open_session(user, client, true).await
     }
