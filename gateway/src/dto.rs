@@ -2,7 +2,6 @@
 //! from the protobuf messages.
 
 use chrono::{DateTime, TimeZone, Utc};
-use pai_proto::Timestamp;
 use pai_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,11 +9,7 @@ use utoipa::ToSchema;
 mod mail;
 pub use mail::{Email, EmailPage, EmailThread, GmailConnect, MailAccount, MailAccounts};
 
-fn time(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).unwrap_or_default())
-        .single()
-}
+use pai_common::time::from_proto as time;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct User {

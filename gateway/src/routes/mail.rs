@@ -5,7 +5,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use pai_proto::Timestamp;
 use pai_proto::v1::{self as pb};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -47,7 +46,7 @@ pub async fn connect(
         .into_inner();
     Ok(axum::Json(GmailConnect {
         authorization_url: started.authorization_url,
-        expires_at: time(started.expires_at),
+        expires_at: pai_common::time::from_proto(started.expires_at),
     }))
 }
 
@@ -89,19 +88,7 @@ pub async fn callback(
 }
 
 fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn time(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or_default())
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[utoipa::path(get, path = "/api/mail/accounts", operation_id = "list_mail_accounts", tag = "mail", security(("bearer" = [])),
@@ -173,13 +160,6 @@ pub struct EmailParams {
     pub cursor: Option<String>,
 }
 
-fn proto_time(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
-    t.map(|t| Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
-    })
-}
-
 #[utoipa::path(get, path = "/api/emails", operation_id = "list_emails", tag = "mail", security(("bearer" = [])),
     params(EmailParams), responses((status = 200, body = EmailPage)))]
 pub async fn list(
@@ -200,8 +180,8 @@ pub async fn list(
                 classification: params.classification.unwrap_or_default(),
                 account_id: params.account_id.unwrap_or_default(),
                 thread_id: params.thread_id.unwrap_or_default(),
-                after: proto_time(params.after),
-                before: proto_time(params.before),
+                after: params.after.and_then(pai_common::time::to_proto),
+                before: params.before.and_then(pai_common::time::to_proto),
             },
         ))
         .await?

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use pai_common::UserContext;
 use pai_common::identity::bearer_token;
-use pai_proto::Timestamp;
 use pai_proto::v1::{
     self as pb, account_service_server::AccountService, admin_service_server::AdminService,
     auth_internal_server::AuthInternal, auth_service_server::AuthService as AuthRpc,
@@ -22,12 +21,7 @@ pub struct Grpc {
     pub service: Arc<AuthService>,
 }
 
-fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
-    })
-}
+use pai_common::time::to_proto as timestamp;
 
 pub fn user_to_proto(user: &UserRow) -> pb::User {
     pb::User {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use pai_common::UserContext;
-use pai_proto::Timestamp;
 use pai_proto::v1::document_service_server::DocumentService;
 use pai_proto::v1::upload_request::Part;
 use pai_proto::v1::{self as pb};
@@ -28,12 +27,7 @@ pub struct Grpc {
     pub core: Arc<DocumentsCore>,
 }
 
-fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
-    })
-}
+use pai_common::time::to_proto as timestamp;
 
 pub fn to_proto(row: &DocumentRow) -> pb::Document {
     pb::Document {

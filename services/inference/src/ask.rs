@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use pai_common::UserContext;
 use pai_common::grpc::GrpcChannel;
-use pai_proto::Timestamp;
 use pai_proto::v1::search_service_client::SearchServiceClient;
 use pai_proto::v1::{self as pb, ask_event};
 use sqlx::PgPool;
@@ -535,10 +534,7 @@ pub fn record(row: &QueryRow) -> pb::QueryRecord {
         }),
         status: row.status.clone(),
         error: row.error.clone(),
-        created_at: Some(Timestamp {
-            seconds: row.created_at.timestamp(),
-            nanos: i32::try_from(row.created_at.timestamp_subsec_nanos()).unwrap_or(0),
-        }),
+        created_at: pai_common::time::to_proto(row.created_at),
     }
 }
 

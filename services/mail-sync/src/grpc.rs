@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use chrono::{DateTime, Utc};
 use pai_common::UserContext;
-use pai_proto::Timestamp;
 use pai_proto::v1::mail_connect_server::MailConnect;
 use pai_proto::v1::mail_service_server::MailService;
 use pai_proto::v1::{self as pb};
@@ -42,16 +40,7 @@ impl Grpc {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
-    })
-}
-
-fn from_timestamp(t: Option<Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-}
+use pai_common::time::to_proto as timestamp;
 
 /// Another user's account or email answers exactly like a missing one.
 fn id(value: &str, what: &'static str) -> Result<Uuid, Status> {
@@ -217,8 +206,8 @@ impl MailService for Grpc {
             classification,
             account_id,
             thread_id: (!req.thread_id.is_empty()).then_some(req.thread_id),
-            after: from_timestamp(req.after),
-            before: from_timestamp(req.before),
+            after: pai_common::time::from_proto(req.after),
+            before: pai_common::time::from_proto(req.before),
         };
         let cursor = pai_common::page::parse_cursor(&page.cursor)
             .map_err(|err| Status::from(MailError::Invalid(err.to_string())))?;

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod page;
 pub mod revocation;
 pub mod telemetry;
+pub mod time;
 
 pub use config::{ConfigError, Env};
 pub use error::{ErrorCode, ServiceError};
