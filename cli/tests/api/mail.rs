@@ -89,6 +89,16 @@ async fn callback(mail: &Mail, path: &str) -> String {
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
+/// The `error` the mail page is sent with, decoded.
+async fn callback_error(mail: &Mail, path: &str) -> String {
+    let landed = callback(mail, path).await;
+    let url = reqwest::Url::parse(&format!("http://pai{landed}")).unwrap();
+    url.query_pairs()
+        .find(|(name, _)| name == "error")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| panic!("no error in {landed}"))
+}
+
 async fn connect(mail: &Mail, token: &str, address: &str) -> String {
     let path = consent(mail, token, address).await;
     let landed = callback(mail, &path).await;
@@ -193,9 +203,9 @@ async fn connect_sync_incrementally_thread_and_search_mail() {
     let landed = callback(&mail, &path).await;
     let id = landed.strip_prefix("/mail/?connected=").unwrap().to_owned();
     // The state is single use, and a forged one names no one.
-    assert!(callback(&mail, &path).await.contains("already%20used"));
+    assert!(callback_error(&mail, &path).await.contains("already used"));
     assert!(
-        callback(&mail, "/api/gmail/callback?state=forged&code=x")
+        callback_error(&mail, "/api/gmail/callback?state=forged&code=x")
             .await
             .contains("unknown")
     );
@@ -413,7 +423,7 @@ async fn refresh_backoff_resync_and_reauth_keep_the_account_right() {
     // An expired connect link is refused.
     let late = consent(&mail, &token, "owner@example.com").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(callback(&mail, &late).await.contains("expired"));
+    assert!(callback_error(&mail, &late).await.contains("expired"));
     let id = connect(&mail, &token, "owner@example.com").await;
     synced(&mail, &token, &id).await;
 
