@@ -30,7 +30,7 @@ export LLM_MODEL_PATH ?= $(PAI_MODELS_DIR)/qwen2.5-coder-0.5b-instruct-q4_k_m.gg
 
 PAI := $(CARGO_TARGET_DIR)/release/pai
 
-.PHONY: help deps services models build web web-types run test test-web fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench-ask bench-web bench docker clean-test-dbs env-file
+.PHONY: help deps services models build web web-types run test test-web test-k8s fuzz lint fmt migrate doctor bench-auth bench-corpus bench-ingest bench-search bench-ask bench-mail bench-shard bench-import bench-web bench docker clean-test-dbs env-file
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -66,12 +66,16 @@ run: deps services models build web env-file ## migrate, then run every service 
 	$(PAI) migrate
 	exec $(PAI) run
 
-test: deps models ## fmt check, clippy, all tests, the web app's types and browser tests (what CI runs)
+test: deps models ## fmt check, clippy, all tests, the web app's types and browser tests, the deployment manifests (what CI runs)
 	@DATABASE_URL="$$PAI_TEST_DATABASE_URL" AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/ensure-services.sh
+	$(MAKE) --no-print-directory test-k8s
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-web
+
+test-k8s: ## k8s/ overlays rendered, validated (Kubernetes schemas, operators' CRDs) and linted; docker compose config (offline)
+	bash scripts/k8s-check.sh
 
 test-web: ## the web app: API types up to date, typecheck, Playwright in Debian's chromium on a running stack
 	cargo build -p pai -p pai-fake-google
@@ -120,11 +124,23 @@ bench-ask: deps services models ## answers: tokens/s and first token vs llama-cp
 	cargo build --release -p pai
 	cargo run --release -p pai --example bench_ask
 
+bench-mail: deps services models ## mail: full sync of 10,000 generated messages from the fake Google vs MIME parse rate; to searchable vs embedding rate
+	cargo build --release -p pai
+	cargo run --release -p pai --example bench_mail -- $(or $(COUNT),10000)
+
+bench-import: deps services models ## import of an older SQLite install (100 users, 2,000 PDFs, 50,000 emails, 5,000 queries) vs one COPY per table and API uploads
+	cargo build --release -p pai
+	cargo run --release -p pai --example bench_import -- $(or $(USERS),100) $(or $(DOCUMENTS),2000) $(or $(EMAILS),50000) $(or $(QUERIES),5000)
+
+bench-shard: deps services models ## search through 1, 2 and 3 shards in one process at 16 clients (routing's cost), and one shard's rebuild of 100,000 chunks
+	cargo build --release -p pai
+	cargo run --release -p pai --example bench_shard
+
 bench-web: deps services models ## web app: JS per route (gzip), ask page time to interactive, Ask to first token on screen vs the API's
 	cargo build -p pai
 	AMQP_URL="$$PAI_TEST_AMQP_URL" bash scripts/bench-web.sh
 
-bench: bench-auth bench-corpus bench-ingest bench-search bench-ask bench-web ## all benchmarks
+bench: bench-auth bench-corpus bench-ingest bench-search bench-ask bench-mail bench-shard bench-import bench-web ## all benchmarks
 
 docker: ## build the container images
 	docker compose build

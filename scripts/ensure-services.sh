@@ -109,3 +109,8 @@ check rabbitmq AMQP_URL "$HOST" "$PORT" || {
   start_rabbitmq "$HOST" "$PORT"
   say "rabbitmq reachable at $HOST:$PORT"
 }
+
+# Queues that killed test runs left behind slow a local broker to a halt.
+if is_local "$HOST"; then
+  bash "$(dirname "$0")/rabbitmq-tidy.sh" || die "rabbitmq at $HOST:$PORT does not answer"
+fi

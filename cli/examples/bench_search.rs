@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use common::{
     Bench, CLIENTS, Client, corpus_dir, facts, latency, percentile, report, settle, stage_means,
-    stage_seconds,
+    stage_seconds, token,
 };
 use pai_common::config::JwtSettings;
-use pai_common::identity::{JwtKeys, UserContext};
+use pai_common::identity::JwtKeys;
 use pai_inference::Embedder;
 use pai_search::repo::{self, NewChunk, Source};
 use pai_search::service::text_index_dir;
@@ -121,14 +121,6 @@ async fn insert_user(
     }
     tx.commit().await?;
     Ok(())
-}
-
-fn token(keys: &JwtKeys, user_id: Uuid) -> String {
-    keys.issue_access(&UserContext {
-        user_id,
-        session_id: Uuid::new_v4(),
-        is_admin: false,
-    })
 }
 
 /// Runs `work(thread)` on `threads` OS threads at once and returns each
@@ -247,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let big = Uuid::new_v4();
     insert_user(&mut conn, &mut rng, &seeds, big, big_chunks).await?;
-    repo::bump_generation(&mut conn).await?;
+    repo::bump_generation(&mut conn, pai_common::shards::Shard::ONLY).await?;
     println!(
         "datasets: (a) {small_users} users × {CHUNKS_PER_SMALL_USER} chunks, (b) 1 user × {big_chunks} chunks, inserted in {:.1} s",
         started.elapsed().as_secs_f64()

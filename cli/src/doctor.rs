@@ -68,7 +68,8 @@ fn config(env: &Env) -> Finding {
     }
 }
 
-async fn postgres(env: &Env) -> Vec<Finding> {
+/// PostgreSQL: reachable, the connection's encryption, each schema's migrations.
+pub async fn postgres(env: &Env) -> Vec<Finding> {
     let settings = match DatabaseSettings::from_env(env) {
         Ok(settings) => settings,
         Err(err) => {
@@ -92,6 +93,15 @@ async fn postgres(env: &Env) -> Vec<Finding> {
     let reachable = tokio::time::timeout(TIMEOUT, sqlx::query("SELECT 1").execute(&pool)).await;
     match reachable {
         Ok(Ok(_)) => {}
+        Ok(Err(err)) if is_tls_refused(&err) => {
+            return vec![Finding::problem(
+                "postgresql",
+                format!(
+                    "cannot connect: DATABASE_URL asks for TLS (sslmode), and the server refused it: {err}"
+                ),
+                "turn TLS on in PostgreSQL (ssl = on, with a certificate), or lower sslmode in DATABASE_URL",
+            )];
+        }
         Ok(Err(err)) => {
             return vec![Finding::problem(
                 "postgresql",
@@ -107,12 +117,13 @@ async fn postgres(env: &Env) -> Vec<Finding> {
             )];
         }
     }
-    let mut findings = vec![Finding::ok("postgresql")];
+    let mut findings = vec![Finding::ok("postgresql"), encryption(&pool).await];
     let schemas = [
         (pai_auth::SCHEMA, &pai_auth::MIGRATOR),
         (pai_documents::SCHEMA, &pai_documents::MIGRATOR),
         (pai_search::SCHEMA, &pai_search::MIGRATOR),
         (pai_inference::SCHEMA, &pai_inference::MIGRATOR),
+        (pai_mail_sync::SCHEMA, &pai_mail_sync::MIGRATOR),
     ];
     for (schema, migrator) in schemas {
         let latest = migrator.iter().map(|m| m.version).max();
@@ -133,6 +144,36 @@ async fn postgres(env: &Env) -> Vec<Finding> {
     }
     pool.close().await;
     findings
+}
+
+/// Whether connecting failed because the server would not speak TLS
+/// while `sslmode` required it.
+fn is_tls_refused(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Tls(_)) || err.to_string().contains("server does not support TLS")
+}
+
+/// Whether the connection to PostgreSQL is encrypted, as the server sees it
+/// (`pg_stat_ssl`). Not a problem either way: a server on this machine
+/// needs no TLS; one across a network should get `sslmode=verify-full`.
+async fn encryption(pool: &sqlx::PgPool) -> Finding {
+    let row: Result<Option<(bool, Option<String>)>, _> =
+        sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_optional(pool)
+            .await;
+    match row {
+        Ok(Some((true, version))) => Finding::ok(format!(
+            "postgresql connection encrypted ({})",
+            version.unwrap_or_else(|| "TLS".to_owned())
+        )),
+        Ok(_) => Finding::ok(
+            "postgresql connection not encrypted (for a server across a network, add sslmode=verify-full&sslrootcert=CA.pem to DATABASE_URL)",
+        ),
+        Err(err) => Finding::problem(
+            "postgresql connection",
+            format!("cannot read pg_stat_ssl: {err}"),
+            "check the role's rights on pg_stat_ssl",
+        ),
+    }
 }
 
 async fn rabbitmq(env: &Env) -> Finding {

@@ -39,6 +39,44 @@ enum Command {
     },
     /// Check PostgreSQL, RabbitMQ, schema versions and data folders.
     Doctor,
+    /// Back up every pai schema (pg_dump) and the uploads into a new folder.
+    Backup {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Restore a backup into an empty database and UPLOAD_PATH; search
+    /// rebuilds its indexes from the restored rows when it starts.
+    Restore {
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
+    /// Import an older single-user install (its SQLite database and data
+    /// folder) through the services; a repeated or cut-off run finishes
+    /// what is missing and imports nothing twice.
+    ImportSqlite {
+        /// The old install's SQLite database (read only).
+        #[arg(long)]
+        db: std::path::PathBuf,
+        /// The old install's data folder (holding uploads/).
+        #[arg(long)]
+        data: std::path::PathBuf,
+        /// Say what would be imported and skipped; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not wait for the imported documents to be indexed.
+        #[arg(long)]
+        no_wait: bool,
+        /// Pause this many milliseconds after each call to a service, to
+        /// spare a server that is in use.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        pace_ms: u64,
+    },
+    /// Write pai's data as an older install's SQLite database (the way back
+    /// to the old app), with the files beside it under data/.
+    ExportSqlite {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Print the REST API's OpenAPI document (what `/api/openapi.json`
     /// serves); the web app's API types are generated from it.
     Openapi,
@@ -82,7 +120,6 @@ fn main() -> std::process::ExitCode {
         return pai_extract::child_main(file);
     }
     let env = Env::from_process();
-    pai_common::telemetry::init(&env);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -90,13 +127,20 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, env)) {
+    {
+        // The trace exporter's connection starts on the runtime.
+        let _entered = runtime.enter();
+        pai_common::telemetry::init(&env);
+    }
+    let code = match runtime.block_on(run(cli, env)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("pai: {err:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    pai_common::telemetry::shutdown();
+    code
 }
 
 async fn run(cli: Cli, env: Env) -> anyhow::Result<std::process::ExitCode> {
@@ -160,6 +204,51 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<std::process::ExitCode> {
             let chunks = rebuild_search(&env).await?;
             println!("search indexes rebuilt from {chunks} chunks");
         }
+        Command::Backup { out } => {
+            let report = pai::backup::backup(&env, &out).await?;
+            println!(
+                "backed up into {}: the database ({} bytes) and {} files ({} bytes)",
+                out.display(),
+                report.dump_bytes,
+                report.files,
+                report.file_bytes
+            );
+        }
+        Command::Restore { from } => {
+            let report = pai::backup::restore(&env, &from).await?;
+            println!(
+                "restored from {}: the database ({} bytes of dump) and {} files ({} bytes); search rebuilds its indexes when it starts",
+                from.display(),
+                report.dump_bytes,
+                report.files,
+                report.file_bytes
+            );
+        }
+        Command::ImportSqlite {
+            db,
+            data,
+            dry_run,
+            no_wait,
+            pace_ms,
+        } => {
+            let options = pai::import::Options {
+                db,
+                data,
+                dry_run,
+                wait: !no_wait,
+                pace: std::time::Duration::from_millis(pace_ms),
+            };
+            let report = pai::import::run(&env, &options).await?;
+            print!("{}", report.render());
+            if !report.verified() {
+                eprintln!("pai: the counts in PostgreSQL do not match what was imported");
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::ExportSqlite { out } => {
+            let report = pai::export::run(&env, &out).await?;
+            print!("{}", report.render());
+        }
         Command::Doctor => {
             let findings = pai::doctor::run(&env).await;
             let mut failed = false;
@@ -204,19 +293,20 @@ async fn rebuild_search(env: &Env) -> anyhow::Result<u64> {
     let jwt = pai_common::config::JwtSettings::from_env(env)?;
     let addrs = pai_common::config::ServiceAddrs::from_env(env)?;
     let keys = std::sync::Arc::new(pai_common::JwtKeys::new(&jwt));
-    let channel = pai_common::grpc::channel(&addrs.search_url)?;
-    let mut client = pai_proto::v1::search_internal_client::SearchInternalClient::with_interceptor(
-        channel,
-        pai_common::identity::ServiceCredential::new(keys, "cli"),
-    );
-    let response = client
-        .rebuild(pai_proto::v1::RebuildRequest {})
-        .await
-        .with_context(|| {
-            format!(
-                "asking the search service at {} to rebuild",
-                addrs.search_url
-            )
-        })?;
-    Ok(response.into_inner().chunks)
+    // Each shard rebuilds its users' indexes.
+    let mut chunks = 0;
+    for url in addrs.search_url.urls() {
+        let channel = pai_common::grpc::channel(url)?;
+        let mut client =
+            pai_proto::v1::search_internal_client::SearchInternalClient::with_interceptor(
+                channel,
+                pai_common::identity::ServiceCredential::new(std::sync::Arc::clone(&keys), "cli"),
+            );
+        let response = client
+            .rebuild(pai_proto::v1::RebuildRequest {})
+            .await
+            .with_context(|| format!("asking the search service at {url} to rebuild"))?;
+        chunks += response.into_inner().chunks;
+    }
+    Ok(chunks)
 }

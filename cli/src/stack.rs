@@ -4,6 +4,7 @@
 //! metadata, interceptors and status codes, but no HTTP/2 over loopback);
 //! the listeners serve everyone else.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use pai_auth::AuthSettings;
 use pai_common::Env;
 use pai_common::grpc::LocalServers;
+use pai_common::shards::{SHARD_PORT_STEP, Shard, ShardUrls};
 use pai_documents::DocumentsSettings;
 use pai_gateway::GatewaySettings;
 use pai_inference::{AskSettings, InferenceSettings};
@@ -78,11 +80,14 @@ impl FromStr for Service {
 pub struct Stack {
     pub gateway_addr: Option<SocketAddr>,
     pub auth_addr: Option<SocketAddr>,
+    /// Shard 0's (or the only) search listener.
     pub search_addr: Option<SocketAddr>,
     pub documents_addr: Option<SocketAddr>,
     pub inference_addr: Option<SocketAddr>,
     pub mail_addr: Option<SocketAddr>,
     tasks: JoinSet<(Service, anyhow::Result<()>)>,
+    /// Which service each task runs.
+    names: HashMap<tokio::task::Id, Service>,
     shutdown: CancellationToken,
 }
 
@@ -91,6 +96,47 @@ async fn bind(addr: &str, variable: &str) -> anyhow::Result<(TcpListener, Socket
     pai_common::grpc::bind(addr)
         .await
         .with_context(|| format!("binding {variable} {addr}"))
+}
+
+/// `listen` with its port moved up for the `n`th search shard in one
+/// process (by `n` × [`SHARD_PORT_STEP`]); port 0 stays 0.
+fn nth_port(listen: &str, n: usize) -> anyhow::Result<String> {
+    if n == 0 {
+        return Ok(listen.to_owned());
+    }
+    let mut addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("SEARCH_GRPC_ADDR {listen:?}: an IP address and port"))?;
+    if addr.port() != 0 {
+        let step = usize::from(SHARD_PORT_STEP);
+        let port = u16::try_from(usize::from(addr.port()) + n * step)
+            .with_context(|| format!("SEARCH_GRPC_ADDR {listen:?}: no port for shard {n}"))?;
+        addr.set_port(port);
+    }
+    Ok(addr.to_string())
+}
+
+/// Serves `GET /metrics` (Prometheus' text format) on `listener` until
+/// `shutdown`: every service's metrics, for a process without the gateway
+/// (whose `/metrics` serves the same).
+async fn serve_metrics(
+    listener: TcpListener,
+    handle: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: CancellationToken,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { handle.map(|h| h.render()).unwrap_or_default() }
+        }),
+    );
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!(error = %err, "the metrics listener failed");
+    }
 }
 
 /// Runs every migration of the services given (the schema each owns).
@@ -147,6 +193,7 @@ impl Stack {
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let mut names = HashMap::new();
         let local = LocalServers::new(addrs.in_process_calls);
         let mut stack = Self {
             gateway_addr: None,
@@ -156,6 +203,7 @@ impl Stack {
             inference_addr: None,
             mail_addr: None,
             tasks: JoinSet::new(),
+            names: HashMap::new(),
             shutdown: shutdown.clone(),
         };
 
@@ -199,26 +247,70 @@ impl Stack {
             None => None,
         };
         if let Some(settings) = search {
-            let (listener, addr) = bind(&addrs.search_listen, "SEARCH_GRPC_ADDR").await?;
-            if let Some(documents) = documents.as_mut() {
-                documents.search_url = format!("http://{addr}");
+            // Every shard in this process when SEARCH_SHARDS asks for
+            // several and SEARCH_SHARD names none; callers here then reach
+            // them where they listen.
+            let all_here = settings.shard.count > 1 && env.get("SEARCH_SHARD").is_none();
+            let shards: Vec<Shard> = if all_here {
+                (0..settings.shard.count)
+                    .map(|index| Shard {
+                        index,
+                        count: settings.shard.count,
+                    })
+                    .collect()
+            } else {
+                vec![settings.shard]
+            };
+            let mut bound = Vec::with_capacity(shards.len());
+            for (n, shard) in shards.into_iter().enumerate() {
+                let listen = nth_port(&addrs.search_listen, n)?;
+                let (listener, addr) = bind(&listen, "SEARCH_GRPC_ADDR").await?;
+                bound.push((shard, listener, addr));
             }
-            if let Some(gateway) = gateway.as_mut() {
-                gateway.services.search_url = format!("http://{addr}");
+            let urls = ShardUrls::new(
+                bound
+                    .iter()
+                    .map(|(_, _, addr)| format!("http://{addr}"))
+                    .collect(),
+            )
+            .context("no search shard")?;
+            if all_here || settings.shard == Shard::ONLY {
+                if let Some(documents) = documents.as_mut() {
+                    documents.search_url = urls.clone();
+                }
+                if let Some(gateway) = gateway.as_mut() {
+                    gateway.services.search_url = urls.clone();
+                }
+                if let Some((_, ask)) = inference.as_mut() {
+                    ask.search_url = urls.clone();
+                }
+                if let Some(mail) = mail.as_mut() {
+                    mail.search_url = urls.clone();
+                }
             }
-            if let Some((_, ask)) = inference.as_mut() {
-                ask.search_url = format!("http://{addr}");
+            stack.search_addr = bound.first().map(|(_, _, addr)| *addr);
+            for (shard, listener, _) in bound {
+                let mut settings = settings.clone();
+                if all_here {
+                    settings.vector_db_path = settings
+                        .vector_db_path
+                        .join(format!("shard-{}", shard.index));
+                }
+                if all_here || settings.shard == Shard::ONLY {
+                    settings.shards = urls.clone();
+                }
+                settings.shard = shard;
+                let pool = pai_common::db::pool(&settings.database)?;
+                let (token, local) = (shutdown.clone(), local.clone());
+                let id = tasks
+                    .spawn(async move {
+                        let result =
+                            pai_search::serve(settings, pool, listener, token, local).await;
+                        (Service::Search, result)
+                    })
+                    .id();
+                names.insert(id, Service::Search);
             }
-            if let Some(mail) = mail.as_mut() {
-                mail.search_url = format!("http://{addr}");
-            }
-            stack.search_addr = Some(addr);
-            let pool = pai_common::db::pool(&settings.database)?;
-            let (token, local) = (shutdown.clone(), local.clone());
-            tasks.spawn(async move {
-                let result = pai_search::serve(settings, pool, listener, token, local).await;
-                (Service::Search, result)
-            });
         }
         if let (Some((settings, ask)), Some(listener)) = (inference, inference_listener) {
             let pool = pai_common::db::pool(&ask.database)?;
@@ -227,11 +319,14 @@ impl Stack {
                 pool,
             };
             let (token, local) = (shutdown.clone(), local.clone());
-            tasks.spawn(async move {
-                let result =
-                    pai_inference::serve(settings, Some(ask), listener, token, local).await;
-                (Service::Inference, result)
-            });
+            let id = tasks
+                .spawn(async move {
+                    let result =
+                        pai_inference::serve(settings, Some(ask), listener, token, local).await;
+                    (Service::Inference, result)
+                })
+                .id();
+            names.insert(id, Service::Inference);
         }
         if let Some(settings) = documents {
             let (listener, addr) = bind(&addrs.documents_listen, "DOCUMENTS_GRPC_ADDR").await?;
@@ -241,10 +336,13 @@ impl Stack {
             stack.documents_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
             let (token, local) = (shutdown.clone(), local.clone());
-            tasks.spawn(async move {
-                let result = pai_documents::serve(settings, pool, listener, token, local).await;
-                (Service::Documents, result)
-            });
+            let id = tasks
+                .spawn(async move {
+                    let result = pai_documents::serve(settings, pool, listener, token, local).await;
+                    (Service::Documents, result)
+                })
+                .id();
+            names.insert(id, Service::Documents);
         }
         if let Some(settings) = mail {
             let (listener, addr) = bind(&addrs.mail_listen, "MAIL_SYNC_GRPC_ADDR").await?;
@@ -254,29 +352,45 @@ impl Stack {
             stack.mail_addr = Some(addr);
             let pool = pai_common::db::pool(&settings.database)?;
             let (token, local) = (shutdown.clone(), local.clone());
-            tasks.spawn(async move {
-                let result = pai_mail_sync::serve(settings, pool, listener, token, local).await;
-                (Service::MailSync, result)
-            });
+            let id = tasks
+                .spawn(async move {
+                    let result = pai_mail_sync::serve(settings, pool, listener, token, local).await;
+                    (Service::MailSync, result)
+                })
+                .id();
+            names.insert(id, Service::MailSync);
         }
         if let (Some(settings), Some(listener)) = (auth, auth_listener) {
             let pool = pai_common::db::pool(&settings.database)?;
             let (token, local) = (shutdown.clone(), local.clone());
-            tasks.spawn(async move {
-                let result = pai_auth::serve(settings, pool, listener, token, local).await;
-                (Service::Auth, result)
-            });
+            let id = tasks
+                .spawn(async move {
+                    let result = pai_auth::serve(settings, pool, listener, token, local).await;
+                    (Service::Auth, result)
+                })
+                .id();
+            names.insert(id, Service::Auth);
         }
         if let Some(settings) = gateway {
             let (listener, addr) = bind(&settings.bind_addr(), "HOST:PORT").await?;
             stack.gateway_addr = Some(addr);
             let token = shutdown.clone();
-            tasks.spawn(async move {
-                let result = pai_gateway::serve(settings, listener, token, local).await;
-                (Service::Gateway, result)
-            });
+            let id = tasks
+                .spawn(async move {
+                    let result = pai_gateway::serve(settings, listener, token, local).await;
+                    (Service::Gateway, result)
+                })
+                .id();
+            names.insert(id, Service::Gateway);
+        }
+        if let Some(listen) = env.get("METRICS_ADDR") {
+            let (listener, _) = bind(listen, "METRICS_ADDR").await?;
+            // Installed before the services record anything.
+            let handle = pai_common::telemetry::prometheus();
+            tokio::spawn(serve_metrics(listener, handle, shutdown.clone()));
         }
         stack.tasks = tasks;
+        stack.names = names;
         Ok(stack)
     }
 
@@ -291,18 +405,7 @@ impl Stack {
         while let Some(joined) = self.tasks.join_next().await {
             // One service ending ends the process: stop the others too.
             self.shutdown.cancel();
-            match joined {
-                Ok((service, Err(err))) => {
-                    tracing::error!(service = service.name(), error = %format!("{err:#}"), "service failed");
-                    first_error.get_or_insert(err);
-                }
-                Ok((service, Ok(()))) => {
-                    tracing::info!(service = service.name(), "service stopped")
-                }
-                Err(err) => {
-                    first_error.get_or_insert_with(|| anyhow::anyhow!("service task: {err}"));
-                }
-            }
+            record(joined, &mut first_error);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -317,13 +420,50 @@ impl Stack {
 
     /// Stops every service and waits for them, at most [`GRACE_PERIOD`].
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop_within(GRACE_PERIOD).await
+    }
+
+    /// Stops every service and waits for them, at most `grace`; a service
+    /// still running then is aborted and named in the error.
+    pub async fn stop_within(mut self, grace: Duration) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        tokio::time::timeout(GRACE_PERIOD, self.wait())
-            .await
-            .unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "services still running after {GRACE_PERIOD:?}"
-                ))
-            })
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut first_error = None;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
+                Ok(Some(joined)) => {
+                    let id = match &joined {
+                        Ok((id, _)) => *id,
+                        Err(err) => err.id(),
+                    };
+                    self.names.remove(&id);
+                    record(joined.map(|(_, output)| output), &mut first_error);
+                }
+                Ok(None) => return first_error.map_or(Ok(()), Err),
+                Err(_) => {
+                    self.tasks.abort_all();
+                    let mut running: Vec<&str> = self.names.values().map(|s| s.name()).collect();
+                    running.sort_unstable();
+                    anyhow::bail!("{} still running after {grace:?}", running.join(", "));
+                }
+            }
+        }
+    }
+}
+
+/// Logs how one service's task ended and keeps the first error.
+fn record(
+    joined: Result<(Service, anyhow::Result<()>), tokio::task::JoinError>,
+    first_error: &mut Option<anyhow::Error>,
+) {
+    match joined {
+        Ok((service, Err(err))) => {
+            tracing::error!(service = service.name(), error = %format!("{err:#}"), "service failed");
+            first_error.get_or_insert(err);
+        }
+        Ok((service, Ok(()))) => tracing::info!(service = service.name(), "service stopped"),
+        Err(err) => {
+            first_error.get_or_insert_with(|| anyhow::anyhow!("service task: {err}"));
+        }
     }
 }

@@ -173,7 +173,10 @@ fn build(
     let check = readiness::CHECK_TIMEOUT;
     let auth_channel = over_network("AUTH_URL", auth_url, check)?;
     let documents_channel = over_network("DOCUMENTS_URL", &settings.services.documents_url, check)?;
-    let search_channel = over_network("SEARCH_URL", &settings.services.search_url, check)?;
+    let search_channels = settings
+        .services
+        .search_url
+        .connect(|url| over_network("SEARCH_URL", url, check))?;
     let state = AppState::new(state::Shared {
         keys: Arc::clone(&keys),
         revocations: Arc::new(RevocationSet::default()),
@@ -201,9 +204,11 @@ fn build(
             settings.upload_timeout.max(deadline),
         )?)
         .max_encoding_message_size(4 * 1024 * 1024),
-        search: SearchServiceClient::new(
-            local.channel_with_deadline(&settings.services.search_url, deadline)?,
-        ),
+        search: settings.services.search_url.connect(|url| {
+            local
+                .channel_with_deadline(url, deadline)
+                .map(SearchServiceClient::new)
+        })?,
         ask: AskServiceClient::new(
             local.channel_with_deadline(&settings.services.inference_url, settings.ask_timeout)?,
         )
@@ -226,11 +231,11 @@ fn build(
         readiness: Arc::new(Readiness::new(
             pool,
             settings.amqp.url.clone(),
-            vec![
-                ("auth", auth_channel),
-                ("documents", documents_channel),
-                ("search", search_channel),
-            ],
+            [("auth", auth_channel), ("documents", documents_channel)]
+                .into_iter()
+                // Every search shard.
+                .chain(search_channels.all().iter().map(|c| ("search", c.clone())))
+                .collect(),
         )),
     });
     Ok((router(settings, state.clone()), state))
@@ -308,15 +313,26 @@ fn router(settings: &GatewaySettings, state: AppState) -> Router {
         .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
 
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-        let request_id = request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-    })
-    .on_failure(log_failure);
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::http::Request<_>| {
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let span = tracing::info_span!(
+                "http",
+                method = %request.method(),
+                path = %request.uri().path(),
+                request_id,
+                otel.name = %format!("{} {}", request.method(), request.uri().path()),
+                otel.kind = "server",
+            );
+            // Under the browser's trace, if it sent one.
+            pai_common::trace_context::continue_trace(&span, request.headers());
+            span
+        })
+        .on_failure(log_failure);
 
     let app = Router::new()
         .nest("/api", api.fallback(ops::not_found))

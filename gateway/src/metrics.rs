@@ -7,25 +7,20 @@
 //! that matched none is `other`), the method one of the standard ones
 //! (any other is `other`) and the status a number between 100 and 999.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// The label value of a route or method that is not one of the known ones.
 pub const OTHER: &str = "other";
 
-/// Installs the process-wide recorder once and returns its handle.
+/// The process-wide recorder's handle (installed on first use).
 pub fn handle() -> Option<PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .clone()
+    pai_common::telemetry::prometheus()
 }
 
 /// The method's label: a standard method's name, else [`OTHER`].

@@ -50,7 +50,8 @@ pub struct Shared {
     pub account: RoundRobin<AccountServiceClient<GrpcChannel>>,
     pub admin: AdminServiceClient<GrpcChannel>,
     pub documents: DocumentServiceClient<GrpcChannel>,
-    pub search: SearchServiceClient<GrpcChannel>,
+    /// A client per search shard.
+    pub search: pai_common::shards::Shards<SearchServiceClient<GrpcChannel>>,
     /// Questions: calls get `ASK_TIMEOUT_SECS` as deadline.
     pub ask: AskServiceClient<GrpcChannel>,
     /// The query history: calls get the request's time limit.

@@ -23,6 +23,7 @@ stack_cleanup() {
   for pid in ${STACK_EXTRA_PIDS:-}; do kill "$pid" 2>/dev/null || true; done
   [ -n "${STACK_DB:-}" ] && psql "$STACK_ADMIN_URL" -qc "DROP DATABASE IF EXISTS ${STACK_DB} WITH (FORCE)" >/dev/null 2>&1
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
+  [ -n "${STACK_EXCHANGE:-}" ] && bash scripts/rabbitmq-tidy.sh "$STACK_EXCHANGE"
   return 0
 }
 
@@ -36,6 +37,7 @@ start_stack() {
   local base=${STACK_ADMIN_URL%%\?*}; base=${base%/*}
   local id=$$
   STACK_DB=pai_${name}_$id
+  STACK_EXCHANGE=pai.$name.$id
   WORK=$(mktemp -d)
   trap stack_cleanup EXIT
 
@@ -58,7 +60,7 @@ PY
     SEARCH_GRPC_ADDR=127.0.0.1:$search SEARCH_URL=http://127.0.0.1:$search \
     INFERENCE_GRPC_ADDR=127.0.0.1:$inf INFERENCE_URL=http://127.0.0.1:$inf \
     MAIL_SYNC_GRPC_ADDR=127.0.0.1:$mail MAIL_SYNC_URL=http://127.0.0.1:$mail \
-    AMQP_EVENTS_EXCHANGE=pai.$name.$id UPLOAD_PATH="$WORK/uploads" VECTOR_DB_PATH="$WORK/vector_db" \
+    AMQP_EVENTS_EXCHANGE=$STACK_EXCHANGE UPLOAD_PATH="$WORK/uploads" VECTOR_DB_PATH="$WORK/vector_db" \
     ALLOWED_ORIGINS=$URL WEB_DIR=${WEB_DIR:-$PWD/frontend/out} \
     GMAIL_REDIRECT_URI=${GMAIL_REDIRECT_URI:-$URL/api/gmail/callback} \
     JWT_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=') RUST_LOG=${RUST_LOG:-warn}

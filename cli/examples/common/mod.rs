@@ -138,6 +138,16 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// An access token of `user_id`, signed with the stack's key (users
+/// inserted straight into `search.chunks` have no account to sign in to).
+pub fn token(keys: &pai_common::JwtKeys, user_id: uuid::Uuid) -> String {
+    keys.issue_access(&pai_common::UserContext {
+        user_id,
+        session_id: uuid::Uuid::new_v4(),
+        is_admin: false,
+    })
+}
+
 /// A stack on a fresh database `pai_bench_{id}`, dropped by [`Bench::finish`].
 pub struct Bench {
     pub env: Env,
@@ -151,6 +161,11 @@ pub struct Bench {
 
 impl Bench {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Bench::start`] with `extra` settings on top of the bench's own.
+    pub async fn start_with(extra: &[(&str, String)]) -> anyhow::Result<Self> {
         let admin_url = std::env::var("PAI_TEST_DATABASE_URL").unwrap_or_else(|_| {
             "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into()
         });
@@ -212,6 +227,9 @@ impl Bench {
             if let Ok(value) = std::env::var(name) {
                 env = env.with(name, value);
             }
+        }
+        for (name, value) in extra {
+            env = env.with(name, value.clone());
         }
         pai_common::telemetry::init(&env);
         stack::migrate(&env, &Service::ALL).await?;
@@ -304,7 +322,38 @@ impl Bench {
         ))
         .execute(&mut conn)
         .await?;
+        self.delete_queues().await;
         Ok(())
+    }
+
+    /// Deletes the bench's exchange and its queues (quorum queues left
+    /// behind by run after run weigh on RabbitMQ).
+    async fn delete_queues(&self) {
+        let exchange = format!("pai.bench.{}", self.id);
+        let Ok(settings) = pai_common::config::AmqpSettings::from_env(&self.env) else {
+            return;
+        };
+        let Ok(connection) = pai_common::amqp::connect(&settings.url).await else {
+            return;
+        };
+        let Ok(channel) = connection.create_channel().await else {
+            return;
+        };
+        let mut names = vec![pai_common::amqp::conversion_marker_queue(&exchange)];
+        for subscription in pai_common::amqp::SUBSCRIPTIONS {
+            let queue = subscription.queue(&exchange);
+            let (retry, dead) = pai_common::amqp::side_queues(&queue);
+            names.extend([queue, retry, dead]);
+        }
+        for name in names {
+            let _ = channel
+                .queue_delete(&name, lapin::options::QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = channel
+            .exchange_delete(&exchange, lapin::options::ExchangeDeleteOptions::default())
+            .await;
+        let _ = connection.close(200, "bench done").await;
     }
 }
 

@@ -282,3 +282,41 @@ async fn account_status_deactivate_and_reactivate() {
     );
     app.finish().await;
 }
+
+/// An account imported from the older single-user install keeps its bcrypt
+/// hash: the password signs in, and the hash is argon2id from then on.
+#[tokio::test]
+async fn an_imported_bcrypt_hash_signs_in_and_becomes_argon2id() {
+    let app = spawn_app().await;
+    app.register("olga").await;
+    let old_password = "lantern-harbour-1987";
+    let imported = bcrypt::hash(old_password, 4).unwrap();
+    assert!(imported.starts_with("$2b$04$"));
+    sqlx::query("UPDATE auth.users SET password_hash = $1 WHERE username = 'olga'")
+        .bind(&imported)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let stored = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT password_hash FROM auth.users WHERE username = 'olga'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+
+    assert_eq!(
+        app.login("olga", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(stored().await, imported, "a wrong password changes nothing");
+    let r = app.login("olga", old_password).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let upgraded = stored().await;
+    assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+    assert!(!upgraded.contains(old_password));
+    let again = app.login("olga", old_password).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    app.finish().await;
+}

@@ -249,10 +249,12 @@ async fn reprocessing_twice_leaves_one_set_of_chunks() {
     assert_eq!(chunk_rows(&app, id).await, chunks);
     // Each job that writes a source's chunks bumps search's generation once.
     let generation = || async {
-        sqlx::query_scalar::<_, i64>("SELECT value FROM search.generation")
-            .fetch_one(&app.db)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, i64>(
+            "SELECT value FROM search.shard_generations WHERE shards = 1 AND shard = 0",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
     };
     let before = generation().await;
     // Two more deliveries of the same job.

@@ -181,13 +181,20 @@ async fn events_published_before_any_consumer_started_wait_in_their_queues() {
         assert_eq!(event.user_id, user_id, "{queue}");
     }
     for subscription in amqp::SUBSCRIPTIONS {
-        let _ = channel
-            .queue_delete(
-                &subscription.queue(&exchange),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
+        let queue = subscription.queue(&exchange);
+        let (retry, dead) = amqp::side_queues(&queue);
+        for name in [queue, retry, dead] {
+            let _ = channel
+                .queue_delete(&name, lapin::options::QueueDeleteOptions::default())
+                .await;
+        }
     }
+    let _ = channel
+        .queue_delete(
+            &amqp::conversion_marker_queue(&exchange),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await;
     let _ = channel
         .exchange_delete(&exchange, lapin::options::ExchangeDeleteOptions::default())
         .await;

@@ -155,7 +155,9 @@ async fn documents_and_search_refuse_calls_without_the_right_credential() {
     use pai_proto::v1::document_service_client::DocumentServiceClient;
     use pai_proto::v1::search_internal_client::SearchInternalClient;
     use pai_proto::v1::search_service_client::SearchServiceClient;
-    use pai_proto::v1::{DeleteUserRequest, DocumentRef, ListDocumentsRequest, SearchRequest};
+    use pai_proto::v1::{
+        DeleteUserRequest, DocumentRef, IndexSourcesRequest, ListDocumentsRequest, SearchRequest,
+    };
 
     let app = spawn_app().await;
     let tokens = app.register("zara").await;
@@ -261,6 +263,15 @@ async fn documents_and_search_refuse_calls_without_the_right_credential() {
     };
     let as_user = internal
         .delete_user(bearer(erase.clone(), token))
+        .await
+        .unwrap_err();
+    assert_eq!(as_user.code(), Code::Unauthenticated);
+    let batch = IndexSourcesRequest {
+        user_id: erase.user_id.clone(),
+        sources: Vec::new(),
+    };
+    let as_user = internal
+        .index_sources(bearer(batch, token))
         .await
         .unwrap_err();
     assert_eq!(as_user.code(), Code::Unauthenticated);

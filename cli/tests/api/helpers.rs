@@ -83,6 +83,8 @@ pub struct TestApp {
     pub auth_addr: SocketAddr,
     pub documents_addr: SocketAddr,
     pub search_addr: SocketAddr,
+    pub inference_addr: Option<SocketAddr>,
+    pub mail_addr: Option<SocketAddr>,
     pub env: Env,
     pub db: PgPool,
     pub http: reqwest::Client,
@@ -91,12 +93,16 @@ pub struct TestApp {
     /// Uploads and indexes of this app only.
     pub data_dir: std::path::PathBuf,
     db_name: String,
+    /// The services this process runs.
+    services: Vec<Service>,
     stack: Option<Stack>,
 }
 
 #[derive(Default)]
 pub struct Options {
     pub vars: Vec<(&'static str, String)>,
+    /// Services this process leaves to others (a test runs them apart).
+    pub without: Vec<Service>,
 }
 
 impl Options {
@@ -104,7 +110,18 @@ impl Options {
         self.vars.push((name, value.into()));
         self
     }
+
+    /// Starts the stack without `service` (the test runs it elsewhere).
+    pub fn without(mut self, service: Service) -> Self {
+        self.without.push(service);
+        self
+    }
 }
+
+/// How long a test stack may take to start.
+const STACK_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
+/// How long a test's stack may take to stop.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
@@ -156,13 +173,21 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         env = env.with(name, value);
     }
     stack::migrate(&env, &Service::ALL).await.expect("migrate");
-    let stack = Stack::start(&env, &Service::ALL)
+    let services: Vec<Service> = Service::ALL
+        .into_iter()
+        .filter(|service| !options.without.contains(service))
+        .collect();
+    // A broker or database that stopped answering fails the test here
+    // instead of hanging the whole run.
+    let stack = tokio::time::timeout(STACK_START_LIMIT, Stack::start(&env, &services))
         .await
+        .expect("the stack did not start within 3 minutes (is RabbitMQ answering? scripts/rabbitmq-tidy.sh)")
         .expect("start stack");
     let addr = stack.gateway_addr.expect("gateway address");
     let auth_addr = stack.auth_addr.expect("auth address");
     let documents_addr = stack.documents_addr.expect("documents address");
     let search_addr = stack.search_addr.expect("search address");
+    let (inference_addr, mail_addr) = (stack.inference_addr, stack.mail_addr);
     let db = PgPool::connect(&pai_common::db::with_database(&admin_db_url(), &db_name))
         .await
         .expect("test pool");
@@ -171,6 +196,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         auth_addr,
         documents_addr,
         search_addr,
+        inference_addr,
+        mail_addr,
         env,
         db,
         http: reqwest::Client::builder()
@@ -181,6 +208,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         jwt_secret,
         data_dir,
         db_name,
+        services,
         stack: Some(stack),
     };
     app.wait_ready().await;
@@ -192,8 +220,11 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Waits for `/readyz`: up to five minutes, for a restart that
+    /// rebuilds thousands of users' indexes in a debug build on a busy
+    /// machine.
     async fn wait_ready(&self) {
-        for _ in 0..1200 {
+        for _ in 0..6000 {
             if let Ok(r) = self.http.get(self.url("/readyz")).send().await
                 && r.status() == StatusCode::OK
             {
@@ -364,16 +395,59 @@ impl TestApp {
             if crash {
                 stack.abort().await;
             } else {
-                stack.stop().await.expect("stack stopped cleanly");
+                stack
+                    .stop_within(STOP_GRACE)
+                    .await
+                    .expect("stack stopped cleanly");
             }
         }
-        let stack = Stack::start(&self.env, &Service::ALL)
+        self.start().await;
+    }
+
+    /// The settings a `pai` command run beside this stack reads: this
+    /// app's, with the services' addresses.
+    pub fn cli_env(&self) -> Env {
+        let url = |addr: Option<SocketAddr>| addr.map_or(String::new(), |a| format!("http://{a}"));
+        self.env
+            .clone()
+            .with("AUTH_URL", url(Some(self.auth_addr)))
+            .with("DOCUMENTS_URL", url(Some(self.documents_addr)))
+            .with("SEARCH_URL", url(Some(self.search_addr)))
+            .with("INFERENCE_URL", url(self.inference_addr))
+            .with("MAIL_SYNC_URL", url(self.mail_addr))
+    }
+
+    /// The `pai` binary with [`Self::cli_env`] and `args`.
+    pub fn pai_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pai"));
+        command.args(args).env("RUST_LOG", "warn");
+        for (name, value) in self.cli_env().vars() {
+            command.env(name, value);
+        }
+        command
+    }
+
+    /// Stops the stack cleanly; [`Self::start`] starts it again.
+    pub async fn stop(&mut self) {
+        if let Some(stack) = self.stack.take() {
+            stack
+                .stop_within(STOP_GRACE)
+                .await
+                .expect("stack stopped cleanly");
+        }
+    }
+
+    /// Starts the stack on this app's settings and waits until it is ready.
+    pub async fn start(&mut self) {
+        let stack = Stack::start(&self.env, &self.services)
             .await
             .expect("restart stack");
         self.addr = stack.gateway_addr.expect("gateway address");
         self.auth_addr = stack.auth_addr.expect("auth address");
         self.documents_addr = stack.documents_addr.expect("documents address");
         self.search_addr = stack.search_addr.expect("search address");
+        self.inference_addr = stack.inference_addr;
+        self.mail_addr = stack.mail_addr;
         self.stack = Some(stack);
         self.wait_ready().await;
     }
@@ -381,7 +455,12 @@ impl TestApp {
     /// Stops the stack and removes the database and the exchange.
     pub async fn finish(mut self) {
         if let Some(stack) = self.stack.take() {
-            stack.stop().await.expect("stack stopped cleanly");
+            // Longer than a process's grace period: tests share two cores
+            // and one broker, and the error names what did not stop.
+            stack
+                .stop_within(STOP_GRACE)
+                .await
+                .expect("stack stopped cleanly");
         }
         self.db.close().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
@@ -398,6 +477,12 @@ impl TestApp {
         {
             let _ = channel
                 .exchange_delete(&self.exchange, ExchangeDeleteOptions::default())
+                .await;
+            let _ = channel
+                .queue_delete(
+                    &pai_common::amqp::conversion_marker_queue(&self.exchange),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
                 .await;
             for subscription in pai_common::amqp::SUBSCRIPTIONS {
                 let queue = subscription.queue(&self.exchange);

@@ -16,9 +16,9 @@ const KEY: [u8; 32] = [7; 32];
 /// Messages in the e-mail corpus (77 files, and an mbox of 21).
 const CORPUS_MESSAGES: u64 = 98;
 
-struct Mail {
-    app: TestApp,
-    google: FakeGoogleHandle,
+pub(crate) struct Mail {
+    pub(crate) app: TestApp,
+    pub(crate) google: FakeGoogleHandle,
 }
 
 async fn mail_app(mailboxes: &[&str], extra: &[(&'static str, &str)]) -> Mail {
@@ -29,9 +29,27 @@ async fn mail_app(mailboxes: &[&str], extra: &[(&'static str, &str)]) -> Mail {
             Mailbox::from_eml_dir(corpus("email/dev")).expect("the corpus loads"),
         );
     }
-    let config = FakeGoogleConfig::default();
+    serve(fake, extra).await
+}
+
+/// The stack against `fake`, the fake Google, with `extra` settings.
+pub(crate) async fn serve(fake: FakeGoogle, extra: &[(&'static str, &str)]) -> Mail {
     let (_, google) = pai_fake_google::spawn(fake).await;
-    let mut options = Options::default()
+    let mut options = google_options(&google);
+    for (name, value) in extra {
+        options = options.var(name, *value);
+    }
+    Mail {
+        app: spawn_app_with(options).await,
+        google,
+    }
+}
+
+/// The settings that point mail-sync at the fake Google, with a token key
+/// and no scheduled sync during a test.
+pub(crate) fn google_options(google: &FakeGoogleHandle) -> Options {
+    let config = FakeGoogleConfig::default();
+    Options::default()
         .var("GMAIL_CLIENT_ID", config.client_id.clone())
         .var("GMAIL_CLIENT_SECRET", config.client_secret.clone())
         .var(
@@ -47,14 +65,7 @@ async fn mail_app(mailboxes: &[&str], extra: &[(&'static str, &str)]) -> Mail {
             base64::engine::general_purpose::STANDARD.encode(KEY),
         )
         .var("MAIL_BACKOFF_BASE_MS", "5")
-        .var("MAIL_SYNC_INTERVAL_SECS", "3600");
-    for (name, value) in extra {
-        options = options.var(name, *value);
-    }
-    Mail {
-        app: spawn_app_with(options).await,
-        google,
-    }
+        .var("MAIL_SYNC_INTERVAL_SECS", "3600")
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -99,7 +110,7 @@ async fn callback_error(mail: &Mail, path: &str) -> String {
         .unwrap_or_else(|| panic!("no error in {landed}"))
 }
 
-async fn connect(mail: &Mail, token: &str, address: &str) -> String {
+pub(crate) async fn connect(mail: &Mail, token: &str, address: &str) -> String {
     let path = consent(mail, token, address).await;
     let landed = callback(mail, &path).await;
     landed
@@ -122,7 +133,7 @@ async fn account(mail: &Mail, token: &str, id: &str) -> Value {
 
 /// Waits until the account's first sync ended (a `last_sync_at`, or an
 /// error state) and returns it.
-async fn synced(mail: &Mail, token: &str, id: &str) -> Value {
+pub(crate) async fn synced(mail: &Mail, token: &str, id: &str) -> Value {
     wait_for(mail, token, id, |account| match account["state"].as_str() {
         Some("active") => account["last_sync_at"].is_string(),
         Some("syncing") => false,
@@ -164,6 +175,24 @@ async fn sync_now(mail: &Mail, token: &str, id: &str) -> Value {
                 || account["last_error"] != before["last_error"])
     })
     .await
+}
+
+/// Waits until every stored email is indexed, with its PDF attachments (as
+/// long as a document may take: a loaded machine is slow).
+pub(crate) async fn all_indexed(app: &TestApp) {
+    let mut queued: i64 = 0;
+    for _ in 0..6000 {
+        queued =
+            sqlx::query_scalar("SELECT count(*) FROM mail.emails WHERE index_status <> 'indexed'")
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        if queued == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{queued} emails still not indexed after 10 minutes");
 }
 
 fn reply_to(parent_message_id: &str, subject: &str, body: &str) -> Vec<u8> {
@@ -254,17 +283,7 @@ async fn connect_sync_incrementally_thread_and_search_mail() {
     assert!(emails.iter().all(|e| e["classification"].is_string()));
 
     // Every email is indexed, and so is the text of PDF attachments.
-    for _ in 0..1200 {
-        let queued: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM mail.emails WHERE index_status <> 'indexed'")
-                .fetch_one(&mail.app.db)
-                .await
-                .unwrap();
-        if queued == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    all_indexed(&mail.app).await;
     let pdfs: Vec<(uuid::Uuid, String)> = sqlx::query_as(
         "SELECT id, status FROM mail.email_attachments WHERE content_type = 'application/pdf'",
     )

@@ -154,7 +154,9 @@ async fn two_thousand_users_behind_a_cap_of_fifty_open_indexes() {
             .await
             .unwrap();
     }
-    repo::bump_generation(&mut tx).await.unwrap();
+    repo::bump_generation(&mut tx, pai_common::shards::Shard::ONLY)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let stored = started.elapsed();
 

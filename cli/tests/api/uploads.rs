@@ -193,6 +193,7 @@ async fn a_grpc_upload_without_its_end_marker_is_refused() {
             filename: "cut.pdf".into(),
             content_type: "application/pdf".into(),
             title: String::new(),
+            imported: None,
         }))
     };
     let half = file[..file.len() / 2].to_vec();

@@ -1,45 +1,24 @@
 "use client";
 
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { ProtectedRoute } from "@/components/auth/ProtectedRoute";
 import { useAuth } from "@/hooks/useAuth";
+import { usePagedList } from "@/hooks/usePagedList";
 import { deactivateUser, listUsers, reactivateUser } from "@/lib/api";
-import { messageOf } from "@/lib/errors";
 import { formatTime } from "@/lib/fieldErrors";
 import type { User } from "@/lib/types";
 
 function Admin() {
   const { user: me } = useAuth();
-  const [users, setUsers] = useState<User[] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { items: users, setItems: setUsers, hasMore, more, error, attempt } = usePagedList(listUsers, "users");
   const [message, setMessage] = useState<string | null>(null);
 
-  const load = useCallback(async (after?: string) => {
-    try {
-      const page = await listUsers(after);
-      setUsers((list) => (after ? [...(list ?? []), ...page.users] : page.users));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (e) {
-      setError(messageOf(e));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
-
-  async function toggle(user: User) {
-    try {
-      if (user.is_active) await deactivateUser(user.id);
-      else await reactivateUser(user.id);
-      setMessage(`${user.username} ${user.is_active ? "deactivated" : "reactivated"}.`);
-      setUsers((list) => list?.map((u) => (u.id === user.id ? { ...u, is_active: !u.is_active } : u)) ?? null);
-    } catch (e) {
-      setError(messageOf(e));
-    }
-  }
+  const toggle = (user: User) => attempt(async () => {
+    if (user.is_active) await deactivateUser(user.id);
+    else await reactivateUser(user.id);
+    setMessage(`${user.username} ${user.is_active ? "deactivated" : "reactivated"}.`);
+    setUsers((list) => list?.map((u) => (u.id === user.id ? { ...u, is_active: !u.is_active } : u)) ?? null);
+  });
 
   return (
     <>
@@ -76,7 +55,7 @@ function Admin() {
           </table>
         </div>
       )}
-      {cursor && <p><button type="button" onClick={() => load(cursor)}>Show more users</button></p>}
+      {hasMore && <p><button type="button" onClick={more}>Show more users</button></p>}
     </>
   );
 }

@@ -1,45 +1,26 @@
 "use client";
 
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { AnswerText } from "@/components/ask/AnswerText";
 import { ProtectedRoute } from "@/components/auth/ProtectedRoute";
+import { usePagedList } from "@/hooks/usePagedList";
 import { deleteQuery, listQueries } from "@/lib/api";
-import { messageOf } from "@/lib/errors";
 import { formatTime } from "@/lib/fieldErrors";
 import type { QueryRecord } from "@/lib/types";
 
 const PAGE = 20;
 
+const fetchPage = (cursor?: string) => listQueries(cursor, PAGE);
+
 function History() {
-  const [queries, setQueries] = useState<QueryRecord[] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { items: queries, setItems: setQueries, hasMore, more, error, attempt } = usePagedList(fetchPage, "queries");
   const [message, setMessage] = useState<string | null>(null);
 
-  const load = useCallback(async (after?: string) => {
-    try {
-      const page = await listQueries(after, PAGE);
-      setQueries((list) => (after ? [...(list ?? []), ...page.queries] : page.queries));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (e) {
-      setError(messageOf(e));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
-
-  async function remove(q: QueryRecord) {
-    try {
-      await deleteQuery(q.id);
-      setQueries((list) => list?.filter((x) => x.id !== q.id) ?? null);
-      setMessage("Question deleted.");
-    } catch (e) {
-      setError(messageOf(e));
-    }
-  }
+  const remove = (q: QueryRecord) => attempt(async () => {
+    await deleteQuery(q.id);
+    setQueries((list) => list?.filter((x) => x.id !== q.id) ?? null);
+    setMessage("Question deleted.");
+  });
 
   return (
     <>
@@ -67,7 +48,7 @@ function History() {
           ))}
         </ol>
       )}
-      {cursor && <p><button type="button" onClick={() => load(cursor)}>Show older questions</button></p>}
+      {hasMore && <p><button type="button" onClick={more}>Show older questions</button></p>}
     </>
   );
 }

@@ -4,12 +4,11 @@ import Link from "next/link";
 import { useCallback, useEffect, useId, useState } from "react";
 import { ProtectedRoute } from "@/components/auth/ProtectedRoute";
 import { addressText } from "@/components/mail/EmailView";
+import { usePagedList, usePolling } from "@/hooks/usePagedList";
 import { gmailConnect, listEmails, listMailAccounts, removeMailAccount, syncMailAccount } from "@/lib/api";
 import { ApiError, messageOf } from "@/lib/errors";
 import { formatTime } from "@/lib/fieldErrors";
-import { CLASSIFICATIONS, type Email, type MailAccount } from "@/lib/types";
-
-const POLL_MS = 2000;
+import { CLASSIFICATIONS, type MailAccount } from "@/lib/types";
 
 const STATE_TEXT: Record<string, string> = {
   active: "up to date",
@@ -20,30 +19,21 @@ const STATE_TEXT: Record<string, string> = {
 
 function Mail() {
   const [accounts, setAccounts] = useState<MailAccount[] | null>(null);
-  const [emails, setEmails] = useState<Email[] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
   const [classification, setClassification] = useState("");
   const [message, setMessage] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const classId = useId();
 
-  const load = useCallback(async () => {
-    try {
-      const [list, page] = await Promise.all([
-        listMailAccounts(),
-        listEmails({ classification: classification || undefined, limit: 50 }),
-      ]);
-      setAccounts(list);
-      setEmails(page.emails);
-      setCursor(page.next_cursor ?? null);
-    } catch (e) {
-      setError(messageOf(e));
-    }
+  // The first page comes with the accounts; later pages alone.
+  const fetchPage = useCallback(async (cursor?: string) => {
+    const filters = { classification: classification || undefined, cursor, limit: 50 };
+    if (cursor) return listEmails(filters);
+    const [list, page] = await Promise.all([listMailAccounts(), listEmails(filters)]);
+    setAccounts(list);
+    return page;
   }, [classification]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  // A load leaves the error shown: it may be the connect's outcome.
+  const { items: emails, hasMore, more, reload, error, setError, attempt } =
+    usePagedList(fetchPage, "emails", { clearError: false });
 
   // Google sends the browser back here with the outcome of a connect.
   useEffect(() => {
@@ -55,11 +45,7 @@ function Mail() {
 
   // Refresh while an account syncs or has not synced yet.
   const busy = accounts?.some((a) => a.state === "syncing" || !a.last_sync_at) ?? false;
-  useEffect(() => {
-    if (!busy) return;
-    const timer = setInterval(() => void load(), POLL_MS);
-    return () => clearInterval(timer);
-  }, [busy, load]);
+  usePolling(busy, reload);
 
   async function connect() {
     setError(null);
@@ -75,7 +61,7 @@ function Mail() {
 
   async function act(account: MailAccount, what: "sync" | "remove") {
     setError(null);
-    try {
+    await attempt(async () => {
       if (what === "sync") {
         await syncMailAccount(account.id);
         setMessage(`Syncing ${account.email_address}…`);
@@ -83,21 +69,8 @@ function Mail() {
         await removeMailAccount(account.id);
         setMessage(`${account.email_address} removed with its mail.`);
       }
-      await load();
-    } catch (e) {
-      setError(messageOf(e));
-    }
-  }
-
-  async function more() {
-    if (!cursor) return;
-    try {
-      const page = await listEmails({ classification: classification || undefined, cursor, limit: 50 });
-      setEmails((list) => [...(list ?? []), ...page.emails]);
-      setCursor(page.next_cursor ?? null);
-    } catch (e) {
-      setError(messageOf(e));
-    }
+      await reload();
+    });
   }
 
   return (
@@ -157,7 +130,7 @@ function Mail() {
             ))}
           </ol>
         )}
-        {cursor && <p><button type="button" onClick={more}>Show older messages</button></p>}
+        {hasMore && <p><button type="button" onClick={more}>Show older messages</button></p>}
       </section>
     </>
   );

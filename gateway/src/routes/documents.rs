@@ -70,6 +70,7 @@ pub async fn upload(
                 filename,
                 content_type,
                 title: String::new(),
+                imported: None,
             })),
         };
         if tx.send(metadata).await.is_err() {

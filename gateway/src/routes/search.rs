@@ -98,7 +98,7 @@ pub async fn search(
     let source_ids = document_ids(params.document_id.as_deref())?;
     let response = state
         .search
-        .clone()
+        .for_user(auth.user.user_id)
         .search(authorized(
             &auth.token,
             pb::SearchRequest {

@@ -402,4 +402,32 @@ impl AuthInternal for Grpc {
             next_cursor,
         }))
     }
+
+    async fn import_user(
+        &self,
+        request: Request<pb::ImportUserRequest>,
+    ) -> Result<Response<pb::ImportUserResponse>, Status> {
+        let req = request.into_inner();
+        let id =
+            Uuid::parse_str(&req.id).map_err(|_| Status::invalid_argument("id: not a UUID"))?;
+        let now = Utc::now();
+        let created_at = pai_common::time::from_proto(req.created_at).unwrap_or(now);
+        let created = self
+            .service
+            .import_user(&repo::ImportedUser {
+                id,
+                email: req.email.trim(),
+                username: req.username.trim(),
+                password_hash: &req.password_hash,
+                is_admin: req.is_admin,
+                is_active: req.is_active,
+                created_at,
+                updated_at: pai_common::time::from_proto(req.updated_at).unwrap_or(created_at),
+            })
+            .await?;
+        Ok(Response::new(pb::ImportUserResponse {
+            id: id.to_string(),
+            created,
+        }))
+    }
 }

@@ -197,9 +197,22 @@ pub fn hash_with(argon2: &Argon2<'_>, memory: &mut Memory, password: &str) -> Re
     Ok(hash.to_string())
 }
 
+/// Whether `stored` is a bcrypt hash (`$2a$`, `$2b$`, `$2y$`), as an older
+/// single-user install kept them: verified as such, and replaced by
+/// argon2id at the next sign-in.
+pub fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|prefix| stored.starts_with(prefix))
+}
+
 /// Checks `password` against `stored` (a PHC string) with the algorithm,
-/// version and cost written in it, in `memory` when it is large enough.
+/// version and cost written in it, in `memory` when it is large enough;
+/// or against a bcrypt hash ([`is_bcrypt`]).
 pub fn verify_with(memory: &mut Memory, password: &str, stored: &str) -> Result<bool> {
+    if is_bcrypt(stored) {
+        return bcrypt::verify(password, stored).map_err(hash_error);
+    }
     let parsed = PasswordHash::new(stored).map_err(hash_error)?;
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
         return Err(AuthError::Hash(

@@ -76,6 +76,42 @@ pub async fn insert_user(conn: &mut PgConnection, user: &NewUser<'_>) -> Result<
         .await?)
 }
 
+/// A user of an older install, as `pai import-sqlite` brings them in.
+pub struct ImportedUser<'a> {
+    pub id: Uuid,
+    pub email: &'a str,
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub is_admin: bool,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Inserts an imported user unless one with its id is there; returns
+/// whether it was inserted. An inactive one is deactivated by an admin
+/// (only an admin reactivates it, as in the old app).
+pub async fn insert_imported_user(pool: &PgPool, user: &ImportedUser<'_>) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO auth.users (id, email, username, password_hash, is_admin, is_active, \
+         deactivated_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 THEN NULL ELSE 'admin' END, $7, $8) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(user.id)
+    .bind(user.email)
+    .bind(user.username)
+    .bind(user.password_hash)
+    .bind(user.is_admin)
+    .bind(user.is_active)
+    .bind(user.created_at)
+    .bind(user.updated_at)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
 pub async fn find_by_login(pool: &PgPool, login: &str) -> Result<Option<UserRow>> {
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM auth.users u \
@@ -467,6 +503,24 @@ pub async fn prune_revocations(pool: &PgPool) -> Result<u64> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Replaces a user's hash of their password by a stronger hash of the same
+/// password (an imported bcrypt hash by argon2id), if it is still `old`;
+/// their sessions stay.
+pub async fn upgrade_password_hash(
+    pool: &PgPool,
+    user_id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE auth.users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+        .bind(user_id)
+        .bind(old)
+        .bind(new)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_password(conn: &mut PgConnection, user_id: Uuid, hash: &str) -> Result<()> {

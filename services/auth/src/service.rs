@@ -10,8 +10,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::{AuthError, Result};
-use crate::password::{Hasher, PasswordPolicy};
-use crate::repo::{self, Actor, Attempt, AttemptKind, NewUser, Reservation, Revoke, UserRow};
+use crate::password::{self, Hasher, PasswordPolicy};
+use crate::repo::{
+    self, Actor, Attempt, AttemptKind, ImportedUser, NewUser, Reservation, Revoke, UserRow,
+};
 use crate::session_cache::SessionCache;
 use crate::tokens;
 
@@ -171,6 +173,36 @@ impl AuthService {
         })
     }
 
+    /// Brings in a user of an older install with their password hash as it
+    /// is (bcrypt ones are replaced by argon2id at the next sign-in).
+    /// Returns whether the user was created (false: already imported).
+    pub async fn import_user(&self, user: &ImportedUser<'_>) -> Result<bool> {
+        validate_email(user.email)?;
+        if user.username.trim().is_empty() || user.username.chars().count() > 64 {
+            return Err(AuthError::Invalid(
+                "username must be 1 to 64 characters".into(),
+            ));
+        }
+        if !password::is_bcrypt(user.password_hash) && !user.password_hash.starts_with("$argon2id$")
+        {
+            return Err(AuthError::Invalid(
+                "password_hash must be a bcrypt or argon2id hash".into(),
+            ));
+        }
+        repo::insert_imported_user(&self.pool, user)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    AuthError::Conflict(
+                        "another account has this email or username (compared without regard to case)"
+                            .into(),
+                    )
+                } else {
+                    err
+                }
+            })
+    }
+
     pub async fn register(
         &self,
         email: &str,
@@ -224,6 +256,11 @@ impl AuthService {
         }
         if self.hasher.verify(password, &user.password_hash).await? {
             repo::clear_failures(&self.pool, user.id).await?;
+            if password::is_bcrypt(&user.password_hash) {
+                let upgraded = self.hasher.hash(password).await?;
+                repo::upgrade_password_hash(&self.pool, user.id, &user.password_hash, &upgraded)
+                    .await?;
+            }
             // A login's success is recorded with its session.
             if kind == AttemptKind::Confirm {
                 repo::record_attempt(&self.pool, attempt(true, true)).await?;

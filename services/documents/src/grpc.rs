@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::blob::Incoming;
 use crate::error::DocumentsError;
-use crate::repo::DocumentRow;
+use crate::repo::{self, DocumentRow};
 use crate::service::DocumentsCore;
 
 const DOWNLOAD_CHUNK: usize = 64 * 1024;
@@ -62,6 +62,35 @@ fn filter(value: String, allowed: &[&str], name: &str) -> Result<Option<String>,
     }
 }
 
+/// An older install's document, as `pai import-sqlite` uploads it.
+fn imported(doc: &pb::ImportedDocument) -> Result<(Uuid, repo::Imported), Status> {
+    let id = Uuid::parse_str(&doc.id)
+        .map_err(|_| DocumentsError::Invalid("imported id: not a UUID".into()))?;
+    let metadata: serde_json::Value = if doc.metadata_json.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&doc.metadata_json)
+            .map_err(|err| DocumentsError::Invalid(format!("imported metadata: {err}")))?
+    };
+    if !metadata.is_object() {
+        return Err(DocumentsError::Invalid("imported metadata: not a JSON object".into()).into());
+    }
+    let created_at = pai_common::time::from_proto(doc.created_at).unwrap_or_else(Utc::now);
+    Ok((
+        id,
+        repo::Imported {
+            created_at,
+            updated_at: pai_common::time::from_proto(doc.updated_at).unwrap_or(created_at),
+            metadata,
+            namespace: if doc.namespace.trim().is_empty() {
+                "default".to_owned()
+            } else {
+                doc.namespace.trim().chars().take(100).collect()
+            },
+        },
+    ))
+}
+
 fn parse_cursor(cursor: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, Status> {
     pai_common::page::parse_cursor(cursor)
         .map_err(|err| DocumentsError::Invalid(err.to_string()).into())
@@ -89,7 +118,20 @@ impl DocumentService for Grpc {
                 .into());
             }
         };
-        let (id, mut incoming) = self.core.begin_upload(user.user_id).await?;
+        let imported = match metadata.imported.as_ref().map(imported).transpose()? {
+            Some((id, imported)) => {
+                // Already brought in by an earlier, cut-off import.
+                if let Ok(row) = self.core.get(user.user_id, id).await {
+                    return Ok(Response::new(to_proto(&row)));
+                }
+                Some((id, imported))
+            }
+            None => None,
+        };
+        let (id, mut incoming) = self
+            .core
+            .begin_upload(user.user_id, imported.as_ref().map(|(id, _)| *id))
+            .await?;
         if let Err(status) = receive(&mut stream, &mut incoming).await {
             incoming.abort().await;
             return Err(status);
@@ -101,6 +143,7 @@ impl DocumentService for Grpc {
                 id,
                 &metadata.filename,
                 &metadata.title,
+                imported.as_ref().map(|(_, imported)| imported),
                 incoming,
             )
             .await?;

@@ -17,12 +17,12 @@ use anyhow::Context;
 use pai_common::amqp::{EventRetry, OutboxRelay};
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
-use pai_common::identity::{JwtKeys, RequireUser, ServiceCredential};
+use pai_common::identity::{JwtKeys, RequireUser};
 use pai_common::revocation::follow_auth;
+use pai_common::shards::ShardUrls;
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_extract::Limits;
 use pai_proto::v1::document_service_server::DocumentServiceServer;
-use pai_proto::v1::search_internal_client::SearchInternalClient;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -46,7 +46,8 @@ pub struct DocumentsSettings {
     pub jwt: JwtSettings,
     pub upload_path: PathBuf,
     pub max_file_size: u64,
-    pub search_url: String,
+    /// Where each search shard is reached (`SEARCH_URL`, `SEARCH_SHARDS`).
+    pub search_url: ShardUrls,
     /// Where the revocation feed is read, so that a revoked session's token
     /// is refused here too.
     pub auth_url: String,
@@ -71,7 +72,7 @@ impl DocumentsSettings {
             jwt: JwtSettings::from_env(env)?,
             upload_path: PathBuf::from(env.string("UPLOAD_PATH", "data/uploads")),
             max_file_size: env.parse("MAX_FILE_SIZE", DEFAULT_MAX_FILE_SIZE)?,
-            search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            search_url: ShardUrls::from_env(env, "http://127.0.0.1:50054")?,
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             extractor: Extractor {
                 program,
@@ -100,14 +101,8 @@ pub async fn serve(
     local: LocalServers,
 ) -> anyhow::Result<()> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let channel = local
-        .channel(&settings.search_url)
-        .with_context(|| format!("SEARCH_URL {:?}", settings.search_url))?;
-    let search = SearchInternalClient::with_interceptor(
-        channel,
-        ServiceCredential::new(Arc::clone(&keys), "documents"),
-    )
-    .max_encoding_message_size(64 * 1024 * 1024);
+    let search =
+        pai_common::shards::search_internal(&local, &settings.search_url, &keys, "documents")?;
     tokio::fs::create_dir_all(&settings.upload_path)
         .await
         .with_context(|| format!("UPLOAD_PATH {}", settings.upload_path.display()))?;
@@ -136,6 +131,13 @@ pub async fn serve(
             max_attempts: settings.max_attempts,
             retry_delay: settings.retry_delay,
         },
+        shutdown.clone(),
+    ));
+    let backlog_task = tokio::spawn(pai_common::db::watch_backlog(
+        core.pool.clone(),
+        "document",
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(updated_at)), 0)::float8 \
+         FROM documents.documents WHERE status IN ('queued', 'processing')",
         shutdown.clone(),
     ));
     let deletions = Arc::clone(&core);
@@ -167,6 +169,12 @@ pub async fn serve(
     )
     .await;
     shutdown.cancel();
-    let _ = tokio::join!(relay_task, worker_task, events_task, revocations_task);
+    let _ = tokio::join!(
+        relay_task,
+        worker_task,
+        events_task,
+        revocations_task,
+        backlog_task
+    );
     result
 }

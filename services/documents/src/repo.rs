@@ -34,12 +34,26 @@ pub struct NewDocument<'a> {
     pub filename: &'a str,
     pub bytes: i64,
     pub sha256: &'a str,
+    /// What a document of an older install brings along.
+    pub imported: Option<&'a Imported>,
+}
+
+/// A document of an older install's dates, metadata and namespace.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub metadata: serde_json::Value,
+    pub namespace: String,
 }
 
 pub async fn insert(conn: &mut PgConnection, doc: &NewDocument<'_>) -> Result<DocumentRow> {
+    let imported = doc.imported;
     Ok(sqlx::query_as(&format!(
-        "INSERT INTO documents.documents (id, user_id, title, filename, bytes, sha256) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        "INSERT INTO documents.documents \
+           (id, user_id, title, filename, bytes, sha256, created_at, updated_at, metadata, namespace) \
+         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), coalesce($8, now()), \
+           coalesce($9, '{{}}'), coalesce($10, 'default')) RETURNING {COLUMNS}"
     ))
     .bind(doc.id)
     .bind(doc.user_id)
@@ -47,6 +61,10 @@ pub async fn insert(conn: &mut PgConnection, doc: &NewDocument<'_>) -> Result<Do
     .bind(doc.filename)
     .bind(doc.bytes)
     .bind(doc.sha256)
+    .bind(imported.map(|i| i.created_at))
+    .bind(imported.map(|i| i.updated_at))
+    .bind(imported.map(|i| sqlx::types::Json(&i.metadata)))
+    .bind(imported.map(|i| i.namespace.as_str()))
     .fetch_one(conn)
     .await?)
 }

@@ -4,22 +4,19 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use pai_common::grpc::GrpcChannel;
-use pai_common::identity::ServiceCredential;
+use pai_common::shards::Shards;
 use pai_common::telemetry::{INGEST_STAGE_SECONDS, stage_done};
 use pai_extract::{Category, ExtractError, Limits};
-use pai_proto::v1::search_internal_client::SearchInternalClient;
 use pai_proto::v1::{ChunkInput, DeleteSourceRequest, IndexChunksRequest};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
 use uuid::Uuid;
 
 use crate::blob::{BlobStore, Incoming};
 use crate::error::{DocumentsError, Result};
-use crate::repo::{self, DocumentRow, ListFilter, NewDocument};
+use crate::repo::{self, DocumentRow, Imported, ListFilter, NewDocument};
 
-pub type SearchClient = SearchInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
+pub type SearchClient = pai_common::shards::SearchInternal;
 
 /// The routing key of ingest jobs on the events exchange.
 pub const INGEST_ROUTING_KEY: &str = pai_common::amqp::DOCUMENTS_INGEST.routing_key;
@@ -30,6 +27,10 @@ const SOURCE_KIND: &str = "document";
 pub struct IngestJob {
     pub document_id: Uuid,
     pub user_id: Uuid,
+    /// The trace context of the request that queued it (W3C
+    /// `traceparent`), so its ingest shows in that request's trace.
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub trace: std::collections::HashMap<String, String>,
 }
 
 /// How the text extractor is started.
@@ -58,7 +59,8 @@ pub enum Outcome {
 pub struct DocumentsCore {
     pub(crate) pool: PgPool,
     pub(crate) blobs: BlobStore,
-    pub(crate) search: SearchClient,
+    /// A client per search shard.
+    pub(crate) search: Shards<SearchClient>,
     pub(crate) max_file_size: u64,
     pub(crate) extractor: Extractor,
 }
@@ -97,8 +99,10 @@ fn clean_filename(filename: &str) -> String {
 }
 
 impl DocumentsCore {
-    pub async fn begin_upload(&self, user_id: Uuid) -> Result<(Uuid, Incoming)> {
-        let id = Uuid::new_v4();
+    /// Starts receiving a file, as a new document or as the document `id`
+    /// of an older install.
+    pub async fn begin_upload(&self, user_id: Uuid, id: Option<Uuid>) -> Result<(Uuid, Incoming)> {
+        let id = id.unwrap_or_else(Uuid::new_v4);
         let incoming = self.blobs.create(user_id, id, self.max_file_size).await?;
         Ok((id, incoming))
     }
@@ -110,6 +114,7 @@ impl DocumentsCore {
         id: Uuid,
         filename: &str,
         title: &str,
+        imported: Option<&Imported>,
         incoming: Incoming,
     ) -> Result<DocumentRow> {
         let (bytes, sha256) = match incoming.finish().await {
@@ -135,6 +140,7 @@ impl DocumentsCore {
             filename: &filename,
             bytes: i64::try_from(bytes).unwrap_or(i64::MAX),
             sha256: &sha256,
+            imported,
         };
         let row = match self.record_upload(&new).await {
             Ok(row) => row,
@@ -173,7 +179,7 @@ impl DocumentsCore {
     /// Removes a document's chunks from the search service.
     async fn unindex(&self, user_id: Uuid, id: Uuid) -> Result<()> {
         self.search
-            .clone()
+            .for_user(user_id)
             .delete_source(DeleteSourceRequest {
                 user_id: user_id.to_string(),
                 source_kind: SOURCE_KIND.to_owned(),
@@ -314,7 +320,11 @@ impl DocumentsCore {
                 .collect(),
         };
         let started = std::time::Instant::now();
-        let indexed = self.search.clone().index_chunks(request).await;
+        let indexed = self
+            .search
+            .for_user(row.user_id)
+            .index_chunks(request)
+            .await;
         stage_done(INGEST_STAGE_SECONDS, "index_call", started);
         if let Err(status) = indexed {
             return Ok(Outcome::Retry {
@@ -365,6 +375,7 @@ async fn enqueue(conn: &mut sqlx::PgConnection, user_id: Uuid, document_id: Uuid
     let job = IngestJob {
         document_id,
         user_id,
+        trace: pai_common::trace_context::carrier(),
     };
     let payload = serde_json::to_value(&job).map_err(|e| DocumentsError::Invalid(e.to_string()))?;
     repo::insert_outbox(conn, INGEST_ROUTING_KEY, &payload).await

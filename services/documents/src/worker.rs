@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
 };
 use lapin::types::{FieldTable, ShortString};
@@ -16,10 +16,14 @@ use lapin::{BasicProperties, Channel, message::Delivery};
 use pai_common::amqp::{self, AmqpError};
 use pai_common::config::AmqpSettings;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::service::{DocumentsCore, IngestJob, Outcome};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The wait before a job that failed for want of our database or disk
+/// comes back.
+const OUTAGE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Queue names, derived from the events exchange so that two stacks on one
 /// broker (tests) never share a queue.
@@ -161,19 +165,23 @@ async fn handle(
         delivery.ack(BasicAckOptions::default()).await?;
         return Ok(());
     };
-    let outcome = match core.process(&job).await {
+    let span = pai_common::trace_context::job_span("ingest document", &job.trace);
+    let outcome = match core.process(&job).instrument(span).await {
         Ok(outcome) => outcome,
-        // Our own database or disk failed, not the job: hand it back to
-        // RabbitMQ after a pause, so an outage loses nothing.
+        // Our own database or disk failed, not the job: it comes back
+        // through the retry queue after a pause, however long the outage (a
+        // nack would count towards the queue's delivery limit, which
+        // dead-letters a job its worker keeps dying on).
         Err(err) => {
-            tracing::warn!(document_id = %job.document_id, error = %err, "ingest attempt failed; requeueing");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await?;
+            tracing::warn!(document_id = %job.document_id, error = %err, "ingest attempt failed; retrying in a second");
+            publish(
+                channel,
+                &queues.retry,
+                &delivery.data,
+                Some(OUTAGE_RETRY_DELAY),
+            )
+            .await?;
+            delivery.ack(BasicAckOptions::default()).await?;
             return Ok(());
         }
     };

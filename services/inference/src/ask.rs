@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use pai_common::UserContext;
 use pai_common::grpc::GrpcChannel;
+use pai_common::shards::Shards;
 use pai_proto::v1::search_service_client::SearchServiceClient;
 use pai_proto::v1::{self as pb, ask_event};
 use sqlx::PgPool;
@@ -52,7 +53,8 @@ pub type AskStream = mpsc::Receiver<std::result::Result<pb::AskEvent, Status>>;
 pub struct AskCore {
     pool: PgPool,
     llm: Arc<Llm>,
-    search: SearchServiceClient<GrpcChannel>,
+    /// A client per search shard.
+    search: Shards<SearchServiceClient<GrpcChannel>>,
     limits: AskLimits,
 }
 
@@ -128,7 +130,7 @@ impl AskCore {
     pub fn new(
         pool: PgPool,
         llm: Arc<Llm>,
-        search: SearchServiceClient<GrpcChannel>,
+        search: Shards<SearchServiceClient<GrpcChannel>>,
         limits: AskLimits,
     ) -> Self {
         Self {
@@ -156,7 +158,12 @@ impl AskCore {
 
     /// Searches the caller's data with their own token, so search applies
     /// the same identity and isolation as for a search of theirs.
-    async fn retrieve(&self, token: &str, question: &Question) -> Result<Vec<Chunk>, Status> {
+    async fn retrieve(
+        &self,
+        user: Uuid,
+        token: &str,
+        question: &Question,
+    ) -> Result<Vec<Chunk>, Status> {
         let request = pai_common::identity::with_bearer(
             tonic::Request::new(pb::SearchRequest {
                 query: question.text.clone(),
@@ -168,7 +175,13 @@ impl AskCore {
             }),
             token,
         );
-        let hits = self.search.clone().search(request).await?.into_inner().hits;
+        let hits = self
+            .search
+            .for_user(user)
+            .search(request)
+            .await?
+            .into_inner()
+            .hits;
         Ok(hits
             .into_iter()
             .map(|hit| Chunk {
@@ -191,7 +204,7 @@ impl AskCore {
     ) -> std::result::Result<AskStream, Status> {
         let arrived = Instant::now();
         let question = validate(request, self.limits)?;
-        let chunks = self.retrieve(token, &question).await?;
+        let chunks = self.retrieve(user.user_id, token, &question).await?;
         let retrieval = arrived.elapsed();
         let context = context::build(&question.text, &chunks);
         let id = Uuid::new_v4();

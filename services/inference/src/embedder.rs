@@ -221,6 +221,8 @@ impl Embedder {
     /// whole bulk forward pass.
     pub fn embed_pausing(&self, texts: &[&str], pause: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
         let encodings = self.tokenize(texts)?;
+        let tokens: usize = encodings.iter().map(Encoding::len).sum();
+        metrics::counter!("pai_inference_embedded_tokens_total").increment(tokens as u64);
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&index| encodings[index].len());
 

@@ -6,15 +6,20 @@ use std::sync::{Arc, Weak};
 use pai_common::UserContext;
 use pai_proto::v1::ask_service_server::AskService;
 use pai_proto::v1::{self as pb, embed_request, inference_internal_server::InferenceInternal};
+use sqlx::PgPool;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::ask::{AskCore, record};
 use crate::batcher::{Batcher, Priority};
+use crate::repo;
 
 #[derive(Clone)]
 pub struct Grpc {
     pub batcher: Arc<Batcher>,
+    /// The query history's pool, where this process answers questions.
+    pub history: Option<PgPool>,
 }
 
 /// Maps the wire priority; unspecified (and unknown) values count as interactive.
@@ -46,6 +51,57 @@ impl InferenceInternal for Grpc {
             dimensions: u32::try_from(embedder.dimensions()).unwrap_or(u32::MAX),
         }))
     }
+
+    #[tracing::instrument(skip_all, fields(queries = request.get_ref().queries.len()))]
+    async fn import_queries(
+        &self,
+        request: Request<pb::ImportQueriesRequest>,
+    ) -> Result<Response<pb::ImportQueriesResponse>, Status> {
+        let Some(pool) = &self.history else {
+            return Err(Status::unavailable(
+                "this inference process keeps no query history (it runs without Ask)",
+            ));
+        };
+        let queries = request
+            .into_inner()
+            .queries
+            .into_iter()
+            .map(imported_query)
+            .collect::<Result<Vec<_>, Status>>()?;
+        let created = repo::insert_imported(pool, &queries).await?;
+        Ok(Response::new(pb::ImportQueriesResponse { created }))
+    }
+}
+
+fn uuid_field(value: &str, name: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(value).map_err(|_| Status::invalid_argument(format!("{name}: not a UUID")))
+}
+
+fn imported_query(query: pb::ImportedQuery) -> Result<repo::ImportedQuery, Status> {
+    if query.query.trim().is_empty() {
+        return Err(Status::invalid_argument("query: empty"));
+    }
+    Ok(repo::ImportedQuery {
+        id: uuid_field(&query.id, "id")?,
+        user_id: uuid_field(&query.user_id, "user_id")?,
+        query: query.query,
+        response: query.response,
+        sources: query
+            .sources
+            .into_iter()
+            .map(|source| repo::StoredSource {
+                n: source.n,
+                source_kind: source.source_kind,
+                source_id: source.source_id,
+                title: source.title,
+                page: source.page,
+                snippet: source.snippet,
+                score: source.score,
+                cited: source.cited,
+            })
+            .collect(),
+        created_at: pai_common::time::from_proto(query.created_at).unwrap_or_else(chrono::Utc::now),
+    })
 }
 
 /// The `AskService` handlers. They hold the core weakly: in one process the

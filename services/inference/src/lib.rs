@@ -33,6 +33,7 @@ use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService, RequireUser};
 use pai_common::revocation::follow_auth;
+use pai_common::shards::ShardUrls;
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_int8::KERNEL_VAR;
 use pai_proto::v1::ask_service_server::AskServiceServer;
@@ -134,8 +135,9 @@ pub struct AskSettings {
     pub amqp: AmqpSettings,
     pub llm: LlmSettings,
     pub limits: AskLimits,
-    /// Where questions are searched (with the caller's token).
-    pub search_url: String,
+    /// Where questions are searched (with the caller's token): each search
+    /// shard (`SEARCH_URL`, `SEARCH_SHARDS`).
+    pub search_url: ShardUrls,
     /// Where the revocation feed is read.
     pub auth_url: String,
     pub event_retry: EventRetry,
@@ -201,7 +203,7 @@ impl AskSettings {
             amqp: AmqpSettings::from_env(env)?,
             llm,
             limits,
-            search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            search_url: ShardUrls::from_env(env, "http://127.0.0.1:50054")?,
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             event_retry: EventRetry::from_env(env)?,
         })
@@ -258,6 +260,7 @@ pub async fn serve(
     let batcher = Batcher::start(embedder, settings.batch_sizes).context("embedding worker")?;
     let handlers = grpc::Grpc {
         batcher: Arc::new(batcher),
+        history: ask.as_ref().map(|ask| ask.pool.clone()),
     };
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
     health
@@ -273,15 +276,13 @@ pub async fn serve(
     let mut background = Vec::new();
     let mut ask_core = None;
     if let (Some(ask), Some(llm)) = (ask, llm) {
-        let channel = local
-            .channel_with_deadline(&ask.settings.search_url, Duration::from_secs(30))
-            .with_context(|| format!("SEARCH_URL {:?}", ask.settings.search_url))?;
-        let core = Arc::new(AskCore::new(
-            ask.pool,
-            llm,
-            SearchServiceClient::new(channel),
-            ask.settings.limits,
-        ));
+        let search = ask.settings.search_url.connect(|url| {
+            local
+                .channel_with_deadline(url, Duration::from_secs(30))
+                .map(SearchServiceClient::new)
+                .with_context(|| format!("SEARCH_URL {url:?}"))
+        })?;
+        let core = Arc::new(AskCore::new(ask.pool, llm, search, ask.settings.limits));
         let (revocations, revocations_task) = follow_auth(
             &ask.settings.auth_url,
             Arc::clone(&keys),

@@ -120,6 +120,47 @@ pub async fn finish(
     .await?)
 }
 
+/// A query of an older install's history.
+pub struct ImportedQuery {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub query: String,
+    /// Empty when the old app stored none: the record is then `failed`.
+    pub response: String,
+    pub sources: Vec<StoredSource>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an imported query without a response says.
+pub const NO_IMPORTED_RESPONSE: &str = "imported without a response";
+
+/// Inserts the queries not already there (by id) in one statement; returns
+/// how many were inserted.
+pub async fn insert_imported(pool: &PgPool, queries: &[ImportedQuery]) -> Result<u32> {
+    let mut builder = sqlx::QueryBuilder::new(
+        "INSERT INTO inference.queries \
+         (id, user_id, query, response, sources, status, error, created_at, finished_at) ",
+    );
+    if queries.is_empty() {
+        return Ok(0);
+    }
+    builder.push_values(queries, |mut row, query| {
+        let answered = !query.response.is_empty();
+        row.push_bind(query.id)
+            .push_bind(query.user_id)
+            .push_bind(&query.query)
+            .push_bind(&query.response)
+            .push_bind(Json(&query.sources))
+            .push_bind(if answered { "answered" } else { "failed" })
+            .push_bind(if answered { "" } else { NO_IMPORTED_RESPONSE })
+            .push_bind(query.created_at)
+            .push_bind(query.created_at);
+    });
+    builder.push(" ON CONFLICT (id) DO NOTHING");
+    let inserted = builder.build().execute(pool).await?.rows_affected();
+    Ok(u32::try_from(inserted).unwrap_or(u32::MAX))
+}
+
 pub async fn get(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<QueryRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM inference.queries WHERE user_id = $1 AND id = $2"

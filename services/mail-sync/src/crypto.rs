@@ -25,6 +25,13 @@ pub enum CryptoError {
     Open,
 }
 
+/// The associated data a token is sealed with: its account (user and
+/// address) and which token (`access` or `refresh`), so a ciphertext moved
+/// to another account won't open.
+pub fn token_context(user_id: uuid::Uuid, email_address: &str, which: &str) -> Vec<u8> {
+    format!("{user_id}:{email_address}:{which}").into_bytes()
+}
+
 /// The keys that open stored tokens, and the one that seals new ones.
 #[derive(Clone)]
 pub struct KeyRing {

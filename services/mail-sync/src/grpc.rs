@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 
 use pai_common::UserContext;
 use pai_proto::v1::mail_connect_server::MailConnect;
+use pai_proto::v1::mail_import_server::MailImport;
 use pai_proto::v1::mail_service_server::MailService;
 use pai_proto::v1::{self as pb};
 use tonic::{Request, Response, Status};
@@ -14,7 +15,7 @@ use crate::error::MailError;
 use crate::repo::{AccountRow, AttachmentRow, EmailFilter, EmailRow, StoredAddress};
 use crate::service::MailCore;
 
-const CLASSIFICATIONS: [&str; 6] = [
+pub(crate) const CLASSIFICATIONS: [&str; 6] = [
     "personal",
     "work",
     "financial",
@@ -289,5 +290,73 @@ impl MailConnect for Grpc {
             .complete_connect(&req.state, &req.code, &req.error)
             .await?;
         Ok(Response::new(account_proto(&row)))
+    }
+}
+
+fn uuid_field(value: &str, name: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(value).map_err(|_| Status::invalid_argument(format!("{name}: not a UUID")))
+}
+
+fn imported_at(value: Option<pai_proto::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+    pai_common::time::from_proto(value).unwrap_or_else(chrono::Utc::now)
+}
+
+#[tonic::async_trait]
+impl MailImport for Grpc {
+    async fn import_account(
+        &self,
+        request: Request<pb::ImportAccountRequest>,
+    ) -> Result<Response<pb::ImportAccountResponse>, Status> {
+        let req = request.into_inner();
+        let id = uuid_field(&req.id, "id")?;
+        let created = self
+            .core()?
+            .import_account(&crate::import::ImportedAccount {
+                id,
+                user_id: uuid_field(&req.user_id, "user_id")?,
+                email_address: &req.email_address,
+                access_token: &req.access_token,
+                refresh_token: &req.refresh_token,
+                created_at: imported_at(req.created_at),
+            })
+            .await?;
+        Ok(Response::new(pb::ImportAccountResponse {
+            id: id.to_string(),
+            created,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(emails = request.get_ref().emails.len()))]
+    async fn import_emails(
+        &self,
+        request: Request<pb::ImportEmailsRequest>,
+    ) -> Result<Response<pb::ImportEmailsResponse>, Status> {
+        let req = request.into_inner();
+        let account_id = uuid_field(&req.account_id, "account_id")?;
+        let emails = req
+            .emails
+            .into_iter()
+            .map(|email| {
+                Ok(crate::import::ImportedEmail {
+                    id: uuid_field(&email.id, "emails.id")?,
+                    thread_id: email.thread_id,
+                    subject: email.subject,
+                    text: email.text,
+                    classification: email.classification,
+                    created_at: imported_at(email.created_at),
+                    attachments: email
+                        .attachments
+                        .into_iter()
+                        .map(|a| crate::import::ImportedAttachment {
+                            filename: a.filename,
+                            content_type: a.content_type,
+                            data: a.data,
+                        })
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let created = self.core()?.import_emails(account_id, emails).await?;
+        Ok(Response::new(pb::ImportEmailsResponse { created }))
     }
 }

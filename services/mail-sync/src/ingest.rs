@@ -3,18 +3,19 @@
 //! by the same isolated child process as uploads, under source kind
 //! `email`. Jobs come through RabbitMQ from the sync's outbox.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pai_common::amqp::EventRetry;
 use pai_common::config::AmqpSettings;
 use pai_extract::Page;
-use pai_proto::v1::{ChunkInput, IndexChunksRequest};
+use pai_proto::v1::{ChunkInput, IndexSourcesRequest, SourceChunks};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::{MailError, Result};
-use crate::repo::{self, EmailRow};
+use crate::repo::{self, AttachmentRow, EmailRow};
 use crate::service::{MailCore, SOURCE_KIND};
 
 #[derive(Debug, Deserialize)]
@@ -23,7 +24,12 @@ struct IngestJob {
     email_id: Uuid,
 }
 
-/// Runs ingest jobs until `shutdown`.
+/// Jobs handled together: their emails are embedded, stored and committed
+/// to the indexes as one change (one commit per email made a large sync's
+/// indexing wait on commits, not on the model).
+const INGEST_BATCH: usize = 64;
+
+/// Runs ingest jobs until `shutdown`, in batches of those waiting.
 pub async fn consume(
     core: Arc<MailCore>,
     amqp: AmqpSettings,
@@ -32,18 +38,36 @@ pub async fn consume(
 ) {
     let queue = pai_common::amqp::MAIL_INGEST.queue(&amqp.events_exchange);
     let core = &core;
-    pai_common::amqp::consume_events(
+    pai_common::amqp::consume_event_batches(
         amqp,
         retry,
         queue,
         pai_common::amqp::MAIL_INGEST.routing_key,
+        INGEST_BATCH,
         shutdown,
-        move |body| async move {
-            let job: IngestJob = serde_json::from_slice(&body)
-                .map_err(|e| format!("malformed mail ingest job: {e}"))?;
-            core.index_email(job.user_id, job.email_id)
-                .await
-                .map_err(|e| e.to_string())
+        move |bodies| async move {
+            let jobs: Vec<Result<IngestJob, String>> = bodies
+                .iter()
+                .map(|body| {
+                    serde_json::from_slice(body)
+                        .map_err(|e| format!("malformed mail ingest job: {e}"))
+                })
+                .collect();
+            let wanted: Vec<(Uuid, Uuid)> = jobs
+                .iter()
+                .flatten()
+                .map(|job| (job.user_id, job.email_id))
+                .collect();
+            let outcomes = core.index_emails(&wanted).await;
+            jobs.into_iter()
+                .map(|job| {
+                    let job = job?;
+                    match outcomes.get(&job.email_id) {
+                        Some(Err(reason)) => Err(reason.clone()),
+                        _ => Ok(()),
+                    }
+                })
+                .collect()
         },
     )
     .await;
@@ -115,76 +139,131 @@ fn chunk_inputs(pages: &[Page]) -> Vec<ChunkInput> {
 }
 
 impl MailCore {
-    /// Indexes an email and its kept PDF attachments. An email deleted in
-    /// the meantime is nothing to do; a PDF that does not extract is marked
-    /// failed with the reason and the rest goes on.
-    pub async fn index_email(&self, user_id: Uuid, email_id: Uuid) -> Result<()> {
-        let Some(email) = repo::get_email(&self.pool, user_id, email_id).await? else {
-            return Ok(());
-        };
-        let title = email_title(&email);
-        self.index(
-            user_id,
-            email.id,
-            &title,
-            &email.classification,
-            chunk_inputs(&[Page {
-                number: 1,
-                text: email_text(&email),
-            }]),
-        )
-        .await?;
-        for attachment in repo::attachments(&self.pool, user_id, &[email.id]).await? {
+    /// Indexes emails (user, email id) and their kept PDF attachments:
+    /// each user's emails in one search change. An email deleted in the
+    /// meantime is nothing to do; a PDF that does not extract is marked
+    /// failed with the reason and the rest goes on. Returns the emails that
+    /// could not be indexed now, with why (to be tried again).
+    pub async fn index_emails(&self, jobs: &[(Uuid, Uuid)]) -> HashMap<Uuid, Result<(), String>> {
+        let mut by_user: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        for (user_id, email_id) in jobs {
+            by_user.entry(*user_id).or_default().push(*email_id);
+        }
+        let mut outcomes = HashMap::new();
+        for (user_id, email_ids) in by_user {
+            if let Err(err) = self
+                .index_user_emails(user_id, &email_ids, &mut outcomes)
+                .await
+            {
+                for id in email_ids {
+                    outcomes.insert(id, Err(err.to_string()));
+                }
+            }
+        }
+        outcomes
+    }
+
+    async fn index_user_emails(
+        &self,
+        user_id: Uuid,
+        email_ids: &[Uuid],
+        outcomes: &mut HashMap<Uuid, Result<(), String>>,
+    ) -> Result<()> {
+        let emails = repo::get_emails(&self.pool, user_id, email_ids).await?;
+        let mut titles = HashMap::with_capacity(emails.len());
+        let mut sources = Vec::with_capacity(emails.len());
+        for email in &emails {
+            let title = email_title(email);
+            sources.push(SourceChunks {
+                source_kind: SOURCE_KIND.to_owned(),
+                source_id: email.id.to_string(),
+                title: title.clone(),
+                category: email.classification.clone(),
+                chunks: chunk_inputs(&[Page {
+                    number: 1,
+                    text: email_text(email),
+                }]),
+            });
+            titles.insert(email.id, title);
+        }
+        self.index(user_id, sources).await?;
+        let classification: HashMap<Uuid, &str> = emails
+            .iter()
+            .map(|e| (e.id, e.classification.as_str()))
+            .collect();
+        for attachment in repo::attachments(&self.pool, user_id, email_ids).await? {
             if attachment.status != "stored" {
                 continue;
             }
-            let path = self.attachment_path(user_id, attachment.id);
-            let extracted = pai_extract::extract_isolated(
-                &self.extractor.program,
-                &["extract"],
-                &path,
-                &self.extractor.limits,
-            )
-            .await;
-            let (status, error) = match extracted {
-                Ok(pages) => {
-                    let title = format!("{} (attached to {title})", attachment.filename);
-                    self.index(
-                        user_id,
-                        attachment.id,
-                        &title,
-                        &email.classification,
-                        chunk_inputs(&pages),
-                    )
-                    .await?;
-                    ("indexed", String::new())
-                }
-                Err(err) if err.is_transient() => return Err(MailError::Search(err.to_string())),
-                Err(err) => ("failed", err.to_string()),
+            let (Some(title), Some(category)) = (
+                titles.get(&attachment.email_id),
+                classification.get(&attachment.email_id),
+            ) else {
+                continue;
             };
-            repo::set_attachment_status(&self.pool, attachment.id, status, &error).await?;
+            if let Err(err) = self
+                .index_attachment(user_id, &attachment, title, category)
+                .await
+            {
+                outcomes.insert(attachment.email_id, Err(err.to_string()));
+            }
         }
-        repo::set_index_status(&self.pool, email.id, "indexed").await?;
+        let indexed: Vec<Uuid> = emails
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| !outcomes.contains_key(id))
+            .collect();
+        repo::set_index_status(&self.pool, &indexed, "indexed").await?;
+        for id in indexed {
+            outcomes.insert(id, Ok(()));
+        }
         Ok(())
     }
 
-    async fn index(
+    /// Extracts a kept PDF attachment in the isolated child and indexes its
+    /// pages; one that does not extract is marked failed with the reason.
+    async fn index_attachment(
         &self,
         user_id: Uuid,
-        source_id: Uuid,
-        title: &str,
+        attachment: &AttachmentRow,
+        email_title: &str,
         category: &str,
-        chunks: Vec<ChunkInput>,
     ) -> Result<()> {
+        let path = self.attachment_path(user_id, attachment.id);
+        let extracted = pai_extract::extract_isolated(
+            &self.extractor.program,
+            &["extract"],
+            &path,
+            &self.extractor.limits,
+        )
+        .await;
+        let (status, error) = match extracted {
+            Ok(pages) => {
+                let source = SourceChunks {
+                    source_kind: SOURCE_KIND.to_owned(),
+                    source_id: attachment.id.to_string(),
+                    title: format!("{} (attached to {email_title})", attachment.filename),
+                    category: category.to_owned(),
+                    chunks: chunk_inputs(&pages),
+                };
+                self.index(user_id, vec![source]).await?;
+                ("indexed", String::new())
+            }
+            Err(err) if err.is_transient() => return Err(MailError::Search(err.to_string())),
+            Err(err) => ("failed", err.to_string()),
+        };
+        repo::set_attachment_status(&self.pool, attachment.id, status, &error).await
+    }
+
+    async fn index(&self, user_id: Uuid, sources: Vec<SourceChunks>) -> Result<()> {
+        if sources.is_empty() {
+            return Ok(());
+        }
         self.search
-            .clone()
-            .index_chunks(IndexChunksRequest {
+            .for_user(user_id)
+            .index_sources(IndexSourcesRequest {
                 user_id: user_id.to_string(),
-                source_kind: SOURCE_KIND.to_owned(),
-                source_id: source_id.to_string(),
-                title: title.to_owned(),
-                category: category.to_owned(),
-                chunks,
+                sources,
             })
             .await
             .map_err(|status| MailError::Search(status.message().to_owned()))?;

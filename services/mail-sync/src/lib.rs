@@ -7,6 +7,7 @@ mod connect;
 pub mod crypto;
 pub mod error;
 mod grpc;
+pub mod import;
 mod ingest;
 mod repo;
 mod service;
@@ -20,13 +21,17 @@ use anyhow::Context;
 use pai_common::amqp::{EventRetry, OutboxRelay};
 use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
-use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
+use pai_common::identity::{JwtKeys, RequireService, RequireUser};
 use pai_common::revocation::follow_auth;
+use pai_common::shards::ShardUrls;
 use pai_common::{ConfigError, grpc as grpc_util};
 use pai_gmail::GoogleEndpoints;
 use pai_proto::v1::mail_connect_server::MailConnectServer;
+use pai_proto::v1::mail_import_server::MailImportServer;
+
+/// The largest `ImportEmails` call: a batch of emails with their PDFs.
+const IMPORT_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 use pai_proto::v1::mail_service_server::MailServiceServer;
-use pai_proto::v1::search_internal_client::SearchInternalClient;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -54,7 +59,8 @@ pub struct MailSettings {
     pub amqp: AmqpSettings,
     pub jwt: JwtSettings,
     pub auth_url: String,
-    pub search_url: String,
+    /// Where each search shard is reached (`SEARCH_URL`, `SEARCH_SHARDS`).
+    pub search_url: ShardUrls,
     /// `None` without `GMAIL_CLIENT_ID` and `GMAIL_CLIENT_SECRET`: the
     /// stack runs, and connecting answers that Gmail is not configured.
     pub gmail: Option<GmailSettings>,
@@ -129,7 +135,7 @@ impl MailSettings {
             amqp: AmqpSettings::from_env(env)?,
             jwt: JwtSettings::from_env(env)?,
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
-            search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            search_url: ShardUrls::from_env(env, "http://127.0.0.1:50054")?,
             gmail,
             keys,
             connect_ttl: env.seconds("MAIL_CONNECT_TTL_SECS", 600)?,
@@ -166,14 +172,8 @@ pub async fn serve(
     local: LocalServers,
 ) -> anyhow::Result<()> {
     let keys = Arc::new(JwtKeys::new(&settings.jwt));
-    let channel = local
-        .channel(&settings.search_url)
-        .with_context(|| format!("SEARCH_URL {:?}", settings.search_url))?;
-    let search = SearchInternalClient::with_interceptor(
-        channel,
-        ServiceCredential::new(Arc::clone(&keys), "mail-sync"),
-    )
-    .max_encoding_message_size(64 * 1024 * 1024);
+    let search =
+        pai_common::shards::search_internal(&local, &settings.search_url, &keys, "mail-sync")?;
     tokio::fs::create_dir_all(&settings.attachments_path)
         .await
         .with_context(|| format!("UPLOAD_PATH {}", settings.attachments_path.display()))?;
@@ -186,6 +186,13 @@ pub async fn serve(
         shutdown.clone(),
     )
     .with_context(|| format!("AUTH_URL {:?}", settings.auth_url))?;
+    let backlog_task = tokio::spawn(pai_common::db::watch_backlog(
+        pool.clone(),
+        "email",
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+         FROM mail.emails WHERE index_status = 'queued'",
+        shutdown.clone(),
+    ));
     let relay = OutboxRelay::new(pool, "mail.outbox", settings.amqp.clone());
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let sync_task = tokio::spawn(sync::consume(
@@ -227,7 +234,11 @@ pub async fn serve(
         RequireUser::new(Arc::clone(&keys)).with_revocations(revocations),
     ))
     .add_service(tonic::service::interceptor::InterceptedService::new(
-        MailConnectServer::new(handlers),
+        MailConnectServer::new(handlers.clone()),
+        RequireService::new(Arc::clone(&keys)),
+    ))
+    .add_service(tonic::service::interceptor::InterceptedService::new(
+        MailImportServer::new(handlers).max_decoding_message_size(IMPORT_MESSAGE_BYTES),
         RequireService::new(keys),
     ));
     let result = grpc_util::serve(
@@ -240,6 +251,7 @@ pub async fn serve(
     .await;
     shutdown.cancel();
     let _ = tokio::join!(
+        backlog_task,
         relay_task,
         sync_task,
         schedule_task,

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{MailError, Result};
 
 /// An address as stored (`to_addrs`, `cc_addrs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +139,43 @@ pub async fn upsert_account(
     .bind(tokens.scope)
     .fetch_one(pool)
     .await?)
+}
+
+/// Adds an imported account unless its id is there (due for a full sync
+/// now); returns whether it was added.
+pub async fn insert_imported_account(
+    pool: &PgPool,
+    id: Uuid,
+    user_id: Uuid,
+    email_address: &str,
+    tokens: &SealedTokens<'_>,
+    created_at: DateTime<Utc>,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO mail.email_accounts (id, user_id, email_address, access_token, \
+           refresh_token, key_id, token_expires_at, scope, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(email_address)
+    .bind(tokens.access_token)
+    .bind(tokens.refresh_token)
+    .bind(tokens.key_id)
+    .bind(tokens.expires_at)
+    .bind(tokens.scope)
+    .bind(created_at)
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            Err(MailError::Invalid(format!(
+                "this user already has an account for {email_address} (addresses compare without regard to case)"
+            )))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 pub async fn update_tokens(
@@ -278,6 +315,45 @@ pub async fn delete_account(
         .await?;
     tx.commit().await?;
     Ok(Some((account, sources)))
+}
+
+/// Replaces the account's labels with what `labels.list` reported.
+pub async fn replace_labels(
+    pool: &PgPool,
+    account_id: Uuid,
+    labels: &[pai_gmail::Label],
+) -> Result<()> {
+    let kind = |label: &pai_gmail::Label| match label.kind {
+        pai_gmail::LabelKind::System => "system",
+        pai_gmail::LabelKind::User | pai_gmail::LabelKind::Other => "user",
+    };
+    let ids: Vec<&str> = labels.iter().map(|l| l.id.as_str()).collect();
+    let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+    let kinds: Vec<&str> = labels.iter().map(kind).collect();
+    let mut tx = pool.begin().await?;
+    // Two syncs of one account (the schedule's and "Sync now") replace its
+    // labels one after the other, not crosswise into a deadlock.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('mail.labels'), hashtext($1::text))")
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM mail.labels WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO mail.labels (account_id, label_id, name, kind) \
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(&ids)
+    .bind(&names)
+    .bind(&kinds)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Ids Gmail gave of the account's stored messages.
@@ -467,8 +543,13 @@ pub struct EmailRow {
     pub text: String,
 }
 
+/// The columns of an [`EmailRow`] from `mail.emails` (unaliased): labels
+/// by the name Gmail last reported for them, in their stored order.
 const EMAIL_COLUMNS: &str = "id, account_id, thread_id, message_id, in_reply_to, \"references\", \
-     from_name, from_email, to_addrs, cc_addrs, subject, sent_at, sort_at, labels, \
+     from_name, from_email, to_addrs, cc_addrs, subject, sent_at, sort_at, \
+     ARRAY(SELECT coalesce(l.name, x.id) FROM unnest(emails.labels) WITH ORDINALITY AS x (id, n) \
+           LEFT JOIN mail.labels l ON l.account_id = emails.account_id AND l.label_id = x.id \
+           ORDER BY x.n) AS labels, \
      classification, text";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -534,6 +615,17 @@ pub async fn get_email(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<
     .await?)
 }
 
+/// The user's emails of `ids` that still exist.
+pub async fn get_emails(pool: &PgPool, user_id: Uuid, ids: &[Uuid]) -> Result<Vec<EmailRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {EMAIL_COLUMNS} FROM mail.emails WHERE user_id = $1 AND id = ANY($2)"
+    ))
+    .bind(user_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// A thread's messages, oldest first.
 pub async fn thread(pool: &PgPool, user_id: Uuid, thread_id: &str) -> Result<Vec<EmailRow>> {
     Ok(sqlx::query_as(&format!(
@@ -588,9 +680,9 @@ pub async fn erase_user(pool: &PgPool, user_id: Uuid) -> Result<Vec<AccountRow>>
     Ok(accounts)
 }
 
-pub async fn set_index_status(pool: &PgPool, email_id: Uuid, status: &str) -> Result<()> {
-    sqlx::query("UPDATE mail.emails SET index_status = $2 WHERE id = $1")
-        .bind(email_id)
+pub async fn set_index_status(pool: &PgPool, email_ids: &[Uuid], status: &str) -> Result<()> {
+    sqlx::query("UPDATE mail.emails SET index_status = $2 WHERE id = ANY($1)")
+        .bind(email_ids)
         .bind(status)
         .execute(pool)
         .await?;

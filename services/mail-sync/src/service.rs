@@ -5,13 +5,10 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use pai_common::grpc::GrpcChannel;
-use pai_common::identity::ServiceCredential;
+use pai_common::shards::Shards;
 use pai_gmail::{Backoff, GmailClient, OAuthClient, Tokens};
 use pai_proto::v1::DeleteSourceRequest;
-use pai_proto::v1::search_internal_client::SearchInternalClient;
 use sqlx::PgPool;
-use tonic::service::interceptor::InterceptedService;
 use uuid::Uuid;
 
 use crate::crypto::KeyRing;
@@ -19,7 +16,7 @@ use crate::error::{MailError, Result};
 use crate::repo::{self, AccountRow, AttachmentRow, EmailFilter, EmailRow, SealedTokens};
 use crate::{Extractor, MailSettings};
 
-pub type SearchClient = SearchInternalClient<InterceptedService<GrpcChannel, ServiceCredential>>;
+pub type SearchClient = pai_common::shards::SearchInternal;
 
 /// Sources removed from search in one call (one index commit).
 const UNINDEX_BATCH: usize = 500;
@@ -41,7 +38,8 @@ pub struct MailCore {
     pub(crate) pool: PgPool,
     pub(crate) google: Option<Google>,
     pub(crate) keys: Option<KeyRing>,
-    pub(crate) search: SearchClient,
+    /// A client per search shard.
+    pub(crate) search: Shards<SearchClient>,
     pub(crate) connect_ttl: std::time::Duration,
     pub(crate) backoff: Backoff,
     pub(crate) attachments_path: PathBuf,
@@ -53,7 +51,7 @@ impl MailCore {
     pub fn new(
         settings: &MailSettings,
         pool: PgPool,
-        search: SearchClient,
+        search: Shards<SearchClient>,
     ) -> anyhow::Result<Self> {
         let google = match &settings.gmail {
             Some(gmail) => Some(Google {
@@ -91,7 +89,7 @@ impl MailCore {
     /// The associated data a token is sealed with: its account (user and
     /// address) and which token, so a ciphertext moved elsewhere won't open.
     pub(crate) fn token_context(user_id: Uuid, email_address: &str, which: &str) -> Vec<u8> {
-        format!("{user_id}:{email_address}:{which}").into_bytes()
+        crate::crypto::token_context(user_id, email_address, which)
     }
 
     pub(crate) fn seal_tokens(
@@ -219,7 +217,7 @@ impl MailCore {
                 continue;
             };
             self.search
-                .clone()
+                .for_user(user_id)
                 .delete_source(DeleteSourceRequest {
                     user_id: user_id.to_string(),
                     source_kind: SOURCE_KIND.to_owned(),

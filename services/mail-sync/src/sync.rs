@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use pai_common::amqp::EventRetry;
 use pai_common::config::AmqpSettings;
 use pai_gmail::{GmailError, RawMessage, Session, SessionError};
@@ -23,6 +23,8 @@ use crate::service::{INGEST_ROUTING_KEY, MailCore};
 
 /// Messages fetched at once from Gmail during a sync.
 const FETCH_CONCURRENCY: usize = 8;
+/// Messages stored in one transaction at most.
+const STORE_BATCH: usize = 64;
 /// Page size of `messages.list`.
 const LIST_PAGE: u32 = 500;
 /// How often the schedule looks for accounts due for a sync.
@@ -136,16 +138,19 @@ impl MailCore {
         repo::set_state(&self.pool, account.id, "syncing", "").await?;
         let tokens = self.open_tokens(account)?;
         let session = Session::new(google.oauth.clone(), tokens).with_backoff(self.backoff);
-        let outcome = match account.history_id {
-            Some(start) => match self.incremental(account, &session, start as u64).await {
-                Err(SyncError::Gmail(SessionError::Gmail(GmailError::NotFound))) => {
-                    tracing::info!(account_id = %account.id, "history expired; syncing in full");
-                    repo::reset_history(&self.pool, account.id).await?;
-                    self.full(account, &session).await
-                }
-                other => other,
+        let outcome = match self.refresh_labels(account, &session).await {
+            Err(err) => Err(err),
+            Ok(()) => match account.history_id {
+                Some(start) => match self.incremental(account, &session, start as u64).await {
+                    Err(SyncError::Gmail(SessionError::Gmail(GmailError::NotFound))) => {
+                        tracing::info!(account_id = %account.id, "history expired; syncing in full");
+                        repo::reset_history(&self.pool, account.id).await?;
+                        self.full(account, &session).await
+                    }
+                    other => other,
+                },
+                None => self.full(account, &session).await,
             },
-            None => self.full(account, &session).await,
         };
         if let Some(tokens) = session.take_refreshed() {
             self.store_tokens(account, &tokens).await?;
@@ -176,6 +181,19 @@ impl MailCore {
                 Err(err)
             }
         }
+    }
+
+    /// Stores the account's labels as Gmail names them now: one
+    /// `labels.list` a sync, so a renamed label shows its new name.
+    async fn refresh_labels(
+        &self,
+        account: &AccountRow,
+        session: &Session,
+    ) -> Result<(), SyncError> {
+        let google = self.configured()?.0;
+        let labels = session.call(|token| google.gmail.labels(token)).await?;
+        repo::replace_labels(&self.pool, account.id, &labels).await?;
+        Ok(())
     }
 
     /// Lists every message; fetches and stores those not stored yet;
@@ -266,8 +284,11 @@ impl MailCore {
         Ok((report, history_id))
     }
 
-    /// Fetches messages a few at a time and stores each as it comes. A
-    /// message deleted between the list and the fetch is skipped.
+    /// Fetches messages a few at a time and, beside the fetching, stores
+    /// those fetched so far in one transaction each turn (up to
+    /// [`STORE_BATCH`]): a commit per message made a large sync wait on the
+    /// disk. A message deleted between the list and the fetch is skipped;
+    /// when a fetch fails, what was fetched before it is stored first.
     async fn fetch_and_store(
         &self,
         account: &AccountRow,
@@ -276,25 +297,56 @@ impl MailCore {
         report: &mut SyncReport,
     ) -> Result<(), SyncError> {
         let google = self.configured()?.0;
-        let mut fetched = futures::stream::iter(ids)
-            .map(|id| async move {
-                match session.call(|token| google.gmail.get_raw(token, &id)).await {
-                    Ok(message) => Ok(Some(message)),
-                    Err(SessionError::Gmail(GmailError::NotFound)) => Ok(None),
-                    Err(err) => Err(SyncError::Gmail(err)),
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(STORE_BATCH);
+        let fetcher = async move {
+            let mut fetched = futures::stream::iter(ids)
+                .map(|id| async move {
+                    match session.call(|token| google.gmail.get_raw(token, &id)).await {
+                        Ok(message) => Ok(Some(message)),
+                        Err(SessionError::Gmail(GmailError::NotFound)) => Ok(None),
+                        Err(err) => Err(SyncError::Gmail(err)),
+                    }
+                })
+                .buffer_unordered(FETCH_CONCURRENCY);
+            while let Some(next) = fetched.next().await {
+                let failed = next.is_err();
+                let item = match next {
+                    Ok(None) => continue,
+                    Ok(Some(message)) => Ok(message),
+                    Err(err) => Err(err),
+                };
+                // A failed fetch ends the sync; a closed channel means the
+                // storer stopped on an error of its own.
+                if sender.send(item).await.is_err() || failed {
+                    return;
                 }
-            })
-            .buffer_unordered(FETCH_CONCURRENCY);
-        while let Some(message) = fetched.try_next().await? {
-            let Some(message) = message else { continue };
-            report.fetched += 1;
-            if self.store_message(account, &message).await? {
-                report.stored += 1;
-            } else {
-                report.skipped += 1;
             }
-        }
-        Ok(())
+        };
+        let storer = async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = Vec::with_capacity(STORE_BATCH);
+                let mut failure = None;
+                for item in std::iter::once(first)
+                    .chain(std::iter::from_fn(|| receiver.try_recv().ok()))
+                    .take(STORE_BATCH)
+                {
+                    match item {
+                        Ok(message) => batch.push(message),
+                        Err(err) => failure = Some(err),
+                    }
+                }
+                report.fetched += batch.len();
+                let stored = self.store_messages(account, &batch).await?;
+                report.stored += stored;
+                report.skipped += batch.len() - stored;
+                if let Some(err) = failure {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        };
+        let ((), stored) = tokio::join!(fetcher, storer);
+        stored
     }
 
     async fn delete_messages(&self, account: &AccountRow, ids: &[String]) -> Result<usize> {
@@ -306,24 +358,56 @@ impl MailCore {
         Ok(sources.len())
     }
 
-    /// Parses, classifies and stores one message with its PDF attachments
-    /// and its ingest job. A message that does not parse is recorded as
-    /// skipped with the reason. Returns whether it was stored.
-    pub(crate) async fn store_message(
+    /// Parses, classifies and stores messages with their PDF attachments
+    /// and ingest jobs, in one transaction. A message that does not parse
+    /// is recorded as skipped with the reason. Returns how many were stored
+    /// (not stored before).
+    async fn store_messages(&self, account: &AccountRow, messages: &[RawMessage]) -> Result<usize> {
+        let mut prepared = Vec::with_capacity(messages.len());
+        for message in messages {
+            if let Some(email) = self.prepare(account, message).await? {
+                prepared.push(email);
+            }
+        }
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = Vec::with_capacity(prepared.len());
+        for (email, attachments) in &prepared {
+            let job = serde_json::json!({ "user_id": account.user_id, "email_id": email.id });
+            inserted.push(
+                repo::insert_email(&mut tx, email, attachments, &job, INGEST_ROUTING_KEY).await?,
+            );
+        }
+        tx.commit().await?;
+        for ((_, attachments), _) in prepared.iter().zip(&inserted).filter(|(_, new)| !**new) {
+            // Stored by an earlier, interrupted sync: drop this copy's files.
+            for attachment in attachments.iter().filter(|a| !a.path.is_empty()) {
+                let _ =
+                    tokio::fs::remove_file(self.attachment_path(account.user_id, attachment.id))
+                        .await;
+            }
+        }
+        Ok(inserted.iter().filter(|new| **new).count())
+    }
+
+    /// Parses and classifies one message and writes its PDF attachments;
+    /// `None` when it does not parse (recorded as skipped).
+    async fn prepare(
         &self,
         account: &AccountRow,
         message: &RawMessage,
-    ) -> Result<bool> {
+    ) -> Result<Option<(NewEmail, Vec<NewAttachment>)>> {
         let parsed = match pai_email::parse(&message.raw, &self.parse_limits) {
             Ok(parsed) => parsed,
             Err(err) => {
                 tracing::info!(account_id = %account.id, message = %message.id, error = %err, "message skipped");
                 repo::record_skipped(&self.pool, account.id, &message.id, &err.to_string()).await?;
-                return Ok(false);
+                return Ok(None);
             }
         };
         let class = pai_email::classify(&parsed, &message.label_ids);
-        let email_id = Uuid::new_v4();
         let mut attachments = Vec::new();
         for attachment in &parsed.attachments {
             let id = Uuid::new_v4();
@@ -369,7 +453,7 @@ impl MailCore {
             email: a.email.clone(),
         };
         let email = NewEmail {
-            id: email_id,
+            id: Uuid::new_v4(),
             user_id: account.user_id,
             account_id: account.id,
             provider_id: message.id.clone(),
@@ -388,26 +472,13 @@ impl MailCore {
             text: parsed.text.clone(),
             warnings: parsed.warnings.clone(),
         };
-        let job = serde_json::json!({ "user_id": account.user_id, "email_id": email_id });
-        let mut tx = self.pool.begin().await?;
-        let inserted =
-            repo::insert_email(&mut tx, &email, &attachments, &job, INGEST_ROUTING_KEY).await?;
-        tx.commit().await?;
-        if !inserted {
-            // Stored by an earlier, interrupted sync: drop this copy's files.
-            for attachment in attachments.iter().filter(|a| !a.path.is_empty()) {
-                let _ =
-                    tokio::fs::remove_file(self.attachment_path(account.user_id, attachment.id))
-                        .await;
-            }
-        }
-        Ok(inserted)
+        Ok(Some((email, attachments)))
     }
 }
 
 /// Writes a file whole or not at all (a sync killed mid-write leaves no
 /// half file under the final name).
-async fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub(crate) async fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let io =
         |err: std::io::Error| MailError::Database(format!("writing {}: {err}", path.display()));
     if let Some(folder) = path.parent() {

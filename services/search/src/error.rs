@@ -20,6 +20,14 @@ pub enum SearchError {
     Io(#[from] std::io::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A call for a user another shard owns (routed by another shard count,
+    /// while the replicas change it).
+    #[error("user {user} belongs to search shard {owner}, not to this shard ({shard})")]
+    NotOwner {
+        user: uuid::Uuid,
+        owner: u32,
+        shard: pai_common::shards::Shard,
+    },
     /// A search's turn at an index was refused (its semaphore closed).
     #[error("search is shutting down")]
     ShuttingDown(#[from] tokio::sync::AcquireError),
@@ -43,7 +51,9 @@ impl From<SearchError> for ServiceError {
         let code = match &err {
             SearchError::Invalid(_) => ErrorCode::BadRequest,
             SearchError::QueryTooLong(_) => ErrorCode::Unprocessable,
-            SearchError::Embedding(_) | SearchError::ShuttingDown(_) => {
+            SearchError::Embedding(_)
+            | SearchError::ShuttingDown(_)
+            | SearchError::NotOwner { .. } => {
                 // The detail stays here; the caller reads a fixed sentence.
                 tracing::warn!(error = %err, "search could not be served");
                 ErrorCode::Unavailable

@@ -135,6 +135,30 @@ impl SearchService for Grpc {
     }
 }
 
+/// One source of an index request, with its non-blank chunks.
+fn source(user_id: Uuid, s: pb::SourceChunks) -> Result<(Source, Vec<ChunkText>), Status> {
+    let source = Source {
+        user_id,
+        kind: kind(&s.source_kind)?,
+        id: uuid(&s.source_id, "source_id")?,
+        title: s.title,
+        category: s.category,
+    };
+    let chunks = s
+        .chunks
+        .into_iter()
+        .filter(|c| !c.text.trim().is_empty())
+        .map(|c| ChunkText {
+            ordinal: i32_of(c.ordinal),
+            page: i32_of(c.page),
+            start: i32_of(c.start),
+            end: i32_of(c.end),
+            text: c.text,
+        })
+        .collect();
+    Ok((source, chunks))
+}
+
 #[tonic::async_trait]
 impl SearchInternal for Grpc {
     async fn index_chunks(
@@ -142,26 +166,34 @@ impl SearchInternal for Grpc {
         request: Request<pb::IndexChunksRequest>,
     ) -> Result<Response<pb::IndexChunksResponse>, Status> {
         let req = request.into_inner();
-        let source = Source {
-            user_id: uuid(&req.user_id, "user_id")?,
-            kind: kind(&req.source_kind)?,
-            id: uuid(&req.source_id, "source_id")?,
-            title: req.title,
-            category: req.category,
-        };
-        let chunks = req
-            .chunks
+        let source = source(
+            uuid(&req.user_id, "user_id")?,
+            pb::SourceChunks {
+                source_kind: req.source_kind,
+                source_id: req.source_id,
+                title: req.title,
+                category: req.category,
+                chunks: req.chunks,
+            },
+        )?;
+        let indexed = self.core()?.index_sources(vec![source]).await?;
+        Ok(Response::new(pb::IndexChunksResponse {
+            indexed: u32::try_from(indexed).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn index_sources(
+        &self,
+        request: Request<pb::IndexSourcesRequest>,
+    ) -> Result<Response<pb::IndexChunksResponse>, Status> {
+        let req = request.into_inner();
+        let user_id = uuid(&req.user_id, "user_id")?;
+        let sources = req
+            .sources
             .into_iter()
-            .filter(|c| !c.text.trim().is_empty())
-            .map(|c| ChunkText {
-                ordinal: i32_of(c.ordinal),
-                page: i32_of(c.page),
-                start: i32_of(c.start),
-                end: i32_of(c.end),
-                text: c.text,
-            })
-            .collect();
-        let indexed = self.core()?.index_chunks(source, chunks).await?;
+            .map(|s| source(user_id, s))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let indexed = self.core()?.index_sources(sources).await?;
         Ok(Response::new(pb::IndexChunksResponse {
             indexed: u32::try_from(indexed).unwrap_or(u32::MAX),
         }))

@@ -27,7 +27,9 @@ use pai_common::config::{AmqpSettings, DatabaseSettings, Env, JwtSettings};
 use pai_common::grpc::LocalServers;
 use pai_common::identity::{JwtKeys, RequireService, RequireUser, ServiceCredential};
 use pai_common::revocation::follow_auth;
+use pai_common::shards::{Shard, ShardUrls};
 use pai_common::{ConfigError, grpc as grpc_util};
+use pai_proto::v1::DeleteUserRequest;
 use pai_proto::v1::inference_internal_client::InferenceInternalClient;
 use pai_proto::v1::search_internal_server::SearchInternalServer;
 use pai_proto::v1::search_service_server::SearchServiceServer;
@@ -64,6 +66,11 @@ pub struct SearchSettings {
     pub auth_url: String,
     /// How a `user.deleted` event that fails is retried, then dead-lettered.
     pub event_retry: EventRetry,
+    /// The users this replica serves: `SEARCH_SHARD` of `SEARCH_SHARDS`.
+    pub shard: Shard,
+    /// Where every shard is reached (`SEARCH_URL`, as callers have it): a
+    /// `user.deleted` event for a user another shard owns goes there.
+    pub shards: ShardUrls,
 }
 
 impl SearchSettings {
@@ -85,6 +92,8 @@ impl SearchSettings {
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
             auth_url: env.string("AUTH_URL", "http://127.0.0.1:50051"),
             event_retry: EventRetry::from_env(env)?,
+            shard: Shard::from_env(env)?,
+            shards: ShardUrls::from_env(env, "http://127.0.0.1:50054")?,
         })
     }
 }
@@ -109,6 +118,7 @@ pub async fn open(
         settings.vector_db_path.clone(),
         settings.open_users_max,
         embedder,
+        settings.shard,
     )
     .await
     .context("opening the search indexes")
@@ -139,6 +149,8 @@ pub async fn serve(
     )
     .with_context(|| format!("AUTH_URL {:?}", settings.auth_url))?;
 
+    // Each event reaches one replica; the user's own shard erases them.
+    let peers = pai_common::shards::search_internal(&local, &settings.shards, &keys, "search")?;
     let events = tokio::spawn(pai_common::amqp::consume_user_deleted(
         settings.amqp.clone(),
         settings.event_retry,
@@ -148,9 +160,21 @@ pub async fn serve(
             let core = Arc::clone(&core);
             move |user_id| {
                 let core = Arc::clone(&core);
+                let peers = peers.clone();
                 async move {
-                    let removed = core.delete_user(user_id).await.map_err(|e| e.to_string())?;
-                    Ok(removed as u64)
+                    if core.shard().owns(user_id) {
+                        let removed = core.delete_user(user_id).await.map_err(|e| e.to_string())?;
+                        return Ok(removed as u64);
+                    }
+                    let removed = peers
+                        .for_user(user_id)
+                        .delete_user(DeleteUserRequest {
+                            user_id: user_id.to_string(),
+                        })
+                        .await
+                        .map_err(|status| format!("the user's shard: {}", status.message()))?
+                        .into_inner();
+                    Ok(u64::from(removed.deleted))
                 }
             }
         },

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use pai_common::shards::Shard;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -54,19 +55,32 @@ pub struct IndexRow {
 /// Rows per INSERT statement (12 parameters each, PostgreSQL allows 65535).
 const INSERT_BATCH: usize = 1000;
 
-/// Bumps the change counter; returns the new generation.
-pub async fn bump_generation(conn: &mut PgConnection) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("UPDATE search.generation SET value = value + 1 RETURNING value")
-            .fetch_one(conn)
-            .await?,
+/// Bumps `shard`'s change counter; returns the new generation.
+pub async fn bump_generation(conn: &mut PgConnection, shard: Shard) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO search.shard_generations AS g (shards, shard, value) VALUES ($1, $2, 1) \
+         ON CONFLICT (shards, shard) DO UPDATE SET value = g.value + 1 RETURNING value",
     )
+    .bind(i32_of(shard.count))
+    .bind(i32_of(shard.index))
+    .fetch_one(conn)
+    .await?)
 }
 
-pub async fn generation(pool: &PgPool) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT value FROM search.generation")
-        .fetch_one(pool)
-        .await?)
+/// `shard`'s change counter (0 before its first change).
+pub async fn generation(pool: &PgPool, shard: Shard) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE((SELECT value FROM search.shard_generations \
+         WHERE shards = $1 AND shard = $2), 0)",
+    )
+    .bind(i32_of(shard.count))
+    .bind(i32_of(shard.index))
+    .fetch_one(pool)
+    .await?)
+}
+
+fn i32_of(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 /// Deletes a source's chunks and returns their ids.

@@ -76,7 +76,9 @@ async fn a_stopped_service_holds_no_index_while_its_routes_live() {
     )
     .await
     .expect("store a chunk");
-    repo::bump_generation(&mut tx).await.expect("generation");
+    repo::bump_generation(&mut tx, pai_common::shards::Shard::ONLY)
+        .await
+        .expect("generation");
     tx.commit().await.expect("commit");
 
     let dir = std::env::temp_dir().join(format!("pai-search-serve-{}", Uuid::new_v4()));

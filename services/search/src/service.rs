@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use pai_common::grpc::GrpcChannel;
 use pai_common::identity::ServiceCredential;
+use pai_common::shards::Shard;
 use pai_common::telemetry::{INGEST_STAGE_SECONDS, stage_done};
 use pai_proto::v1::EmbedRequest;
 use pai_proto::v1::embed_request::Priority;
@@ -55,6 +56,14 @@ pub enum Mode {
     Vector,
 }
 
+/// One user's part of an index change: the new vectors by chunk id, and
+/// the ids of chunks their sources no longer have.
+#[derive(Debug, Default)]
+struct VectorChanges {
+    added: Vec<(i64, Vec<f32>)>,
+    dropped: Vec<i64>,
+}
+
 /// A chunk to index, before embedding.
 #[derive(Debug, Clone)]
 pub struct ChunkText {
@@ -99,6 +108,8 @@ pub(crate) type Pause =
 
 pub struct SearchCore {
     pool: PgPool,
+    /// The users this replica indexes and serves (all, unsharded).
+    shard: Shard,
     text: Arc<TextIndex>,
     vectors: Arc<VectorIndexes>,
     embedder: Embedder,
@@ -129,14 +140,17 @@ async fn blocking<T: Send + 'static>(
 
 impl SearchCore {
     /// Opens the indexes under `dir` and catches them up with the table:
-    /// when the generation they recorded is not the table's, they are rebuilt.
-    /// No user's index is read here: each is opened when first needed, and
-    /// at most `open_users_max` idle ones of each kind stay open.
+    /// when the generation they recorded is not the table's for `shard`
+    /// (or they were built for another shard), they are rebuilt from the
+    /// rows of the shard's users. No user's index is read here: each is
+    /// opened when first needed, and at most `open_users_max` idle ones of
+    /// each kind stay open.
     pub async fn open(
         pool: PgPool,
         dir: PathBuf,
         open_users_max: usize,
         embedder: Embedder,
+        shard: Shard,
     ) -> Result<Self> {
         let text_dir = text_index_dir(&dir);
         let vector_dir = dir.join("vectors");
@@ -151,9 +165,10 @@ impl SearchCore {
         let generation_file = dir.join("generation");
         let on_disk = std::fs::read_to_string(&generation_file)
             .ok()
-            .and_then(|s| parse_generation(&s));
+            .and_then(|s| parse_generation(&s, shard));
         let core = Self {
             pool,
+            shard,
             text: Arc::new(text),
             vectors: Arc::new(vectors),
             embedder,
@@ -167,12 +182,13 @@ impl SearchCore {
             #[cfg(test)]
             pause: None,
         };
-        let current = repo::generation(&core.pool).await?;
+        let current = repo::generation(&core.pool, shard).await?;
         if on_disk != Some(current) {
             tracing::info!(
                 ?on_disk,
                 current,
-                "search indexes behind search.chunks; rebuilding"
+                %shard,
+                "search indexes behind search.chunks, or of another shard; rebuilding"
             );
             core.rebuild().await?;
         }
@@ -216,12 +232,13 @@ impl SearchCore {
 
     /// Records the generation the on-disk indexes now reflect.
     async fn persist(&self, generation: i64) -> Result<()> {
+        let shard = self.shard;
         let vectors = Arc::clone(&self.vectors);
         let file = self.generation_file.clone();
         blocking(move || {
             vectors.save_dirty()?;
             let partial = file.with_extension("partial");
-            std::fs::write(&partial, format!("{INDEX_FORMAT}:{generation}"))?;
+            std::fs::write(&partial, generation_record(shard, generation))?;
             std::fs::rename(&partial, &file)?;
             Ok(())
         })
@@ -248,22 +265,43 @@ impl SearchCore {
 
     /// Replaces every chunk of `source` (an idempotent upsert per source).
     pub async fn index_chunks(&self, source: Source, chunks: Vec<ChunkText>) -> Result<usize> {
-        let started = Instant::now();
-        let mut embeddings = Vec::with_capacity(chunks.len());
-        for batch in chunks.chunks(EMBED_BATCH) {
-            let texts = batch.iter().map(|c| c.text.clone()).collect();
-            embeddings.extend(self.embed(texts, Priority::Bulk).await?);
+        self.index_sources(vec![(source, chunks)]).await
+    }
+
+    /// Replaces every chunk of each source, as [`Self::index_chunks`] does
+    /// one: the chunks embedded together in bulk batches, stored in one
+    /// transaction and applied to each index in one commit, so a thousand
+    /// small sources (emails) cost about what one large one does.
+    pub async fn index_sources(&self, sources: Vec<(Source, Vec<ChunkText>)>) -> Result<usize> {
+        for (source, _) in &sources {
+            self.check_owner(source.user_id)?;
         }
-        let new: Vec<NewChunk> = chunks
+        let started = Instant::now();
+        let texts: Vec<String> = sources
+            .iter()
+            .flat_map(|(_, chunks)| chunks.iter().map(|c| c.text.clone()))
+            .collect();
+        let mut embeddings = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(EMBED_BATCH) {
+            embeddings.extend(self.embed(batch.to_vec(), Priority::Bulk).await?);
+        }
+        let mut embeddings = embeddings.into_iter();
+        let sources: Vec<(Source, Vec<NewChunk>)> = sources
             .into_iter()
-            .zip(embeddings)
-            .map(|(c, embedding)| NewChunk {
-                ordinal: c.ordinal,
-                page: c.page,
-                start: c.start,
-                end: c.end,
-                text: c.text,
-                embedding,
+            .map(|(source, chunks)| {
+                let new = chunks
+                    .into_iter()
+                    .zip(embeddings.by_ref())
+                    .map(|(c, embedding)| NewChunk {
+                        ordinal: c.ordinal,
+                        page: c.page,
+                        start: c.start,
+                        end: c.end,
+                        text: c.text,
+                        embedding,
+                    })
+                    .collect();
+                (source, new)
             })
             .collect();
         let started = stage_done(INGEST_STAGE_SECONDS, "embed", started);
@@ -272,25 +310,38 @@ impl SearchCore {
         // index swaps a kept id's entry for the new one in place: the BM25
         // index in one commit, the vector index key by key under its lock.
         // So at every moment until both are done, a search finds the
-        // source's chunks, old or new, and a hit resolves in the BM25
+        // sources' chunks, old or new, and a hit resolves in the BM25
         // snapshot it was read from (`query.rs`).
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
-        let replaced = repo::replace_source(&mut tx, &source, &new).await?;
-        let generation = repo::bump_generation(&mut tx).await?;
+        let mut replaced = Vec::with_capacity(sources.len());
+        for (source, new) in sources {
+            let stored = repo::replace_source(&mut tx, &source, &new).await?;
+            replaced.push((source, new, stored));
+        }
+        let generation = repo::bump_generation(&mut tx, self.shard).await?;
         tx.commit().await?;
         let started = stage_done(INGEST_STAGE_SECONDS, "store", started);
         self.reached(Moment::Stored).await;
 
-        let count = replaced.chunks.len();
-        let user_id = source.user_id;
-        let embeddings: Vec<(i64, Vec<f32>)> = replaced
-            .chunks
-            .iter()
-            .zip(new)
-            .map(|(row, chunk)| (row.id, chunk.embedding))
-            .collect();
-        let (rows, dropped) = (replaced.chunks, replaced.dropped);
+        let mut count = 0;
+        let mut deletes = Vec::with_capacity(replaced.len());
+        let mut rows = Vec::new();
+        let mut vectors: HashMap<Uuid, VectorChanges> = HashMap::new();
+        for (source, new, stored) in replaced {
+            count += stored.chunks.len();
+            let user = vectors.entry(source.user_id).or_default();
+            user.added.extend(
+                stored
+                    .chunks
+                    .iter()
+                    .zip(new)
+                    .map(|(row, chunk)| (row.id, chunk.embedding)),
+            );
+            user.dropped.extend(stored.dropped);
+            rows.extend(stored.chunks);
+            deletes.push((source.user_id, source.kind, source.id));
+        }
         let text_side = async {
             self.reached(Moment::TextStarting).await;
             let text = Arc::clone(&self.text);
@@ -298,7 +349,9 @@ impl SearchCore {
                 .run(move || {
                     // Deletes apply to documents added before them: one
                     // commit swaps the old entries for the new.
-                    text.delete_source(user_id, &source.kind, source.id)?;
+                    for (user_id, kind, id) in &deletes {
+                        text.delete_source(*user_id, kind, *id)?;
+                    }
                     text.add(&rows)?;
                     text.commit()
                 })
@@ -308,18 +361,30 @@ impl SearchCore {
         };
         let vector_side = async {
             self.reached(Moment::VectorsStarting).await;
-            let vectors = Arc::clone(&self.vectors);
-            blocking(move || {
-                let pairs: Vec<(i64, &[f32])> = embeddings
-                    .iter()
-                    .map(|(id, embedding)| (*id, embedding.as_slice()))
-                    .collect();
-                vectors.add(user_id, &pairs)
+            let index = Arc::clone(&self.vectors);
+            let dropped = blocking(move || {
+                let mut dropped = Vec::with_capacity(vectors.len());
+                for (user_id, changes) in vectors {
+                    let pairs: Vec<(i64, &[f32])> = changes
+                        .added
+                        .iter()
+                        .map(|(id, embedding)| (*id, embedding.as_slice()))
+                        .collect();
+                    index.add(user_id, &pairs)?;
+                    dropped.push((user_id, changes.dropped));
+                }
+                Ok(dropped)
             })
             .await?;
             self.reached(Moment::VectorsPut).await;
-            let vectors = Arc::clone(&self.vectors);
-            blocking(move || vectors.remove(user_id, &dropped)).await?;
+            let index = Arc::clone(&self.vectors);
+            blocking(move || {
+                for (user_id, gone) in dropped {
+                    index.remove(user_id, &gone)?;
+                }
+                Ok(())
+            })
+            .await?;
             self.reached(Moment::VectorsDone).await;
             Ok::<_, SearchError>(())
         };
@@ -337,10 +402,11 @@ impl SearchCore {
         kind: &str,
         source_ids: Vec<Uuid>,
     ) -> Result<usize> {
+        self.check_owner(user_id)?;
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
         let ids = repo::delete_sources(&mut tx, user_id, kind, &source_ids).await?;
-        let generation = repo::bump_generation(&mut tx).await?;
+        let generation = repo::bump_generation(&mut tx, self.shard).await?;
         tx.commit().await?;
         let count = ids.len();
         let kind = kind.to_owned();
@@ -361,10 +427,11 @@ impl SearchCore {
 
     /// Erases everything of a user: rows, BM25 entries, the vector index file.
     pub async fn delete_user(&self, user_id: Uuid) -> Result<usize> {
+        self.check_owner(user_id)?;
         let mut applied = self.writes.lock().await;
         let mut tx = self.pool.begin().await?;
         let ids = repo::delete_user(&mut tx, user_id).await?;
-        let generation = repo::bump_generation(&mut tx).await?;
+        let generation = repo::bump_generation(&mut tx, self.shard).await?;
         tx.commit().await?;
         self.apply(
             move |text| text.erase_user(user_id),
@@ -376,10 +443,12 @@ impl SearchCore {
         Ok(ids.len())
     }
 
-    /// Rebuilds both indexes from `search.chunks`; returns the chunk count.
+    /// Rebuilds both indexes from the rows of this shard's users in
+    /// `search.chunks` (dropping every other user's); returns the chunk
+    /// count.
     pub async fn rebuild(&self) -> Result<u64> {
         let mut applied = self.writes.lock().await;
-        let generation = repo::generation(&self.pool).await?;
+        let generation = repo::generation(&self.pool, self.shard).await?;
         self.apply(TextIndex::clear, VectorIndexes::clear).await?;
         let mut after = 0;
         let mut total = 0u64;
@@ -387,6 +456,11 @@ impl SearchCore {
             let rows = repo::index_rows_after(&self.pool, after, REBUILD_PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = last.chunk.id;
+            let shard = self.shard;
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter(|row| shard.owns(row.chunk.user_id))
+                .collect();
             total += rows.len() as u64;
             let rows = Arc::new(rows);
             let for_vectors = Arc::clone(&rows);
@@ -411,8 +485,25 @@ impl SearchCore {
         self.apply(TextIndex::commit, |_| Ok(())).await?;
         self.persist(generation).await?;
         *applied = generation;
-        tracing::info!(chunks = total, generation, "search indexes rebuilt");
+        tracing::info!(chunks = total, generation, shard = %self.shard, "search indexes rebuilt");
         Ok(total)
+    }
+
+    /// The users this replica serves.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Refuses a user another shard owns.
+    pub(crate) fn check_owner(&self, user: Uuid) -> Result<()> {
+        if self.shard.owns(user) {
+            return Ok(());
+        }
+        Err(SearchError::NotOwner {
+            user,
+            owner: pai_common::shards::owner(user, self.shard.count),
+            shard: self.shard,
+        })
     }
 }
 
@@ -440,10 +531,38 @@ fn remove_other_formats(dir: &std::path::Path, current: &std::path::Path) -> Res
     Ok(())
 }
 
-/// The generation a generation file records, when it is of this format.
-fn parse_generation(contents: &str) -> Option<i64> {
-    let (format, generation) = contents.trim().split_once(':')?;
+/// What the generation file records: the format, the shard (unsharded:
+/// nothing, as before sharding) and the generation.
+fn generation_record(shard: Shard, generation: i64) -> String {
+    if shard == Shard::ONLY {
+        format!("{INDEX_FORMAT}:{generation}")
+    } else {
+        format!(
+            "{INDEX_FORMAT}:{}/{}:{generation}",
+            shard.index, shard.count
+        )
+    }
+}
+
+/// The generation a generation file records, when it is of this format
+/// and `shard`.
+fn parse_generation(contents: &str, shard: Shard) -> Option<i64> {
+    let (format, rest) = contents.trim().split_once(':')?;
     if format.parse::<u32>().ok()? != INDEX_FORMAT {
+        return None;
+    }
+    let (recorded, generation) = match rest.split_once(':') {
+        Some((layout, generation)) => {
+            let (index, count) = layout.split_once('/')?;
+            let recorded = Shard {
+                index: index.parse().ok()?,
+                count: count.parse().ok()?,
+            };
+            (recorded, generation)
+        }
+        None => (Shard::ONLY, rest),
+    };
+    if recorded != shard {
         return None;
     }
     generation.parse().ok()
@@ -455,9 +574,34 @@ mod tests {
 
     #[test]
     fn indexes_of_another_format_are_behind() {
-        assert_eq!(parse_generation(&format!("{INDEX_FORMAT}:42\n")), Some(42));
-        assert_eq!(parse_generation("42"), None);
-        assert_eq!(parse_generation(&format!("{}:42", INDEX_FORMAT + 1)), None);
-        assert_eq!(parse_generation("x:y"), None);
+        let only = Shard::ONLY;
+        assert_eq!(
+            parse_generation(&format!("{INDEX_FORMAT}:42\n"), only),
+            Some(42)
+        );
+        assert_eq!(parse_generation("42", only), None);
+        assert_eq!(
+            parse_generation(&format!("{}:42", INDEX_FORMAT + 1), only),
+            None
+        );
+        assert_eq!(parse_generation("x:y", only), None);
+    }
+
+    #[test]
+    fn indexes_of_another_shard_are_behind() {
+        let one_of_three = Shard { index: 1, count: 3 };
+        let record = generation_record(one_of_three, 7);
+        assert_eq!(parse_generation(&record, one_of_three), Some(7));
+        for other in [
+            Shard::ONLY,
+            Shard { index: 1, count: 4 },
+            Shard { index: 0, count: 3 },
+        ] {
+            assert_eq!(parse_generation(&record, other), None, "{other}");
+        }
+        assert_eq!(
+            parse_generation(&generation_record(Shard::ONLY, 7), one_of_three),
+            None
+        );
     }
 }

@@ -9,13 +9,13 @@
 //! be published twice after a crash: consumers are idempotent).
 
 mod consumer;
+mod queues;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -23,7 +23,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use self::consumer::{
-    EventRetry, UserDeleted, consume_events, consume_user_deleted, failed_deliveries,
+    EventRetry, UserDeleted, consume_event_batches, consume_events, consume_user_deleted,
+    failed_deliveries,
+};
+pub use self::queues::{
+    DELIVERY_LIMIT, consumer_queue_arguments, conversion_marker_queue, dead_queue_arguments,
+    declare_consumer_queues, ensure_consumer_queues, retry_queue_arguments, side_queues,
 };
 use crate::config::AmqpSettings;
 
@@ -41,6 +46,18 @@ pub enum AmqpError {
     Unroutable(String),
     #[error("RabbitMQ closed the consumer of {0}")]
     ConsumerClosed(String),
+    #[error(
+        "queue {queue} exists with other arguments than pai declares ({detail}); an older pai's classic queues are converted, others are left to an operator"
+    )]
+    Inequivalent { queue: String, detail: String },
+    #[error(
+        "{0} is still an older pai's classic queue, with consumers; it becomes a quorum queue once they stop"
+    )]
+    ClassicQueueInUse(String),
+    #[error("another process has been converting the queues of {0} for too long")]
+    ConversionBusy(String),
+    #[error("RabbitMQ has no queue {0} to move messages to")]
+    NoQueue(String),
     #[error("outbox: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -147,88 +164,23 @@ pub const SUBSCRIPTIONS: [Subscription; 7] = [
     MAIL_INGEST,
 ];
 
-/// The retry and dead-letter queues beside `queue`.
-pub fn side_queues(queue: &str) -> (String, String) {
-    (format!("{queue}.retry"), format!("{queue}.dead"))
-}
-
-/// Declares what a consumer of `queue` reads from: the events exchange,
-/// `queue` bound to `routing_key`, and its side queues ([`side_queues`]):
-/// the retry queue, whose messages go back to `queue` through the default
-/// exchange when their time-to-live expires, and the dead-letter queue,
-/// which keeps what was given up on.
-pub async fn declare_consumer_queues(
-    channel: &Channel,
-    exchange: &str,
-    queue: &str,
-    routing_key: &str,
-) -> Result<(), AmqpError> {
-    declare_events_exchange(channel, exchange).await?;
-    declare_bound_queue(channel, exchange, queue, routing_key).await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    let (retry, dead) = side_queues(queue);
-    let mut retry_args = FieldTable::default();
-    retry_args.insert(
-        "x-dead-letter-exchange".into(),
-        lapin::types::AMQPValue::LongString("".into()),
-    );
-    retry_args.insert(
-        "x-dead-letter-routing-key".into(),
-        lapin::types::AMQPValue::LongString(queue.into()),
-    );
-    channel.queue_declare(&retry, durable, retry_args).await?;
-    channel
-        .queue_declare(&dead, durable, FieldTable::default())
-        .await?;
-    Ok(())
-}
-
-/// Declares the durable queue `queue` (without arguments) and binds it to
-/// `routing_key` on the events exchange.
-pub async fn declare_bound_queue(
-    channel: &Channel,
-    exchange: &str,
-    queue: &str,
-    routing_key: &str,
-) -> Result<(), AmqpError> {
-    channel
-        .queue_declare(
-            queue,
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            queue,
-            exchange,
-            routing_key,
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Declares the events exchange and every queue of [`SUBSCRIPTIONS`].
-pub async fn declare_subscriptions(channel: &Channel, exchange: &str) -> Result<(), AmqpError> {
-    declare_events_exchange(channel, exchange).await?;
-    for subscription in SUBSCRIPTIONS {
-        declare_bound_queue(
-            channel,
-            exchange,
-            &subscription.queue(exchange),
-            subscription.routing_key,
-        )
-        .await?;
+/// Declares the events exchange and every queue set of [`SUBSCRIPTIONS`]
+/// ([`ensure_consumer_queues`]). A classic queue an older pai still
+/// consumes is left as it is: its events are still routed to it.
+pub async fn declare_subscriptions(settings: &AmqpSettings) -> Result<(), AmqpError> {
+    let queues: Vec<String> = SUBSCRIPTIONS
+        .iter()
+        .map(|subscription| subscription.queue(&settings.events_exchange))
+        .collect();
+    let sets: Vec<(&str, &str)> = queues
+        .iter()
+        .zip(SUBSCRIPTIONS)
+        .map(|(queue, subscription)| (queue.as_str(), subscription.routing_key))
+        .collect();
+    match ensure_consumer_queues(settings, &sets).await {
+        Err(AmqpError::ClassicQueueInUse(_)) | Ok(()) => Ok(()),
+        Err(err) => Err(err),
     }
-    Ok(())
 }
 
 /// Persistent JSON message properties.
@@ -287,7 +239,7 @@ impl OutboxRelay {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        declare_subscriptions(&channel, &self.settings.events_exchange).await?;
+        declare_subscriptions(&self.settings).await?;
         loop {
             let published = self.publish_batch(&channel).await?;
             if published == 0 {

@@ -64,6 +64,11 @@ impl Env {
         self
     }
 
+    /// Every variable, for a child process's environment.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Returns the raw value, treating an empty string as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars
@@ -266,7 +271,8 @@ pub struct ServiceAddrs {
     pub documents_listen: String,
     pub documents_url: String,
     pub search_listen: String,
-    pub search_url: String,
+    /// Where each search shard is reached (`SEARCH_URL`, `SEARCH_SHARDS`).
+    pub search_url: crate::shards::ShardUrls,
     pub inference_listen: String,
     pub inference_url: String,
     pub mail_listen: String,
@@ -284,7 +290,7 @@ impl ServiceAddrs {
             documents_listen: env.string("DOCUMENTS_GRPC_ADDR", "127.0.0.1:50052"),
             documents_url: env.string("DOCUMENTS_URL", "http://127.0.0.1:50052"),
             search_listen: env.string("SEARCH_GRPC_ADDR", "127.0.0.1:50054"),
-            search_url: env.string("SEARCH_URL", "http://127.0.0.1:50054"),
+            search_url: crate::shards::ShardUrls::from_env(env, "http://127.0.0.1:50054")?,
             inference_listen: env.string("INFERENCE_GRPC_ADDR", "127.0.0.1:50055"),
             inference_url: env.string("INFERENCE_URL", "http://127.0.0.1:50055"),
             mail_listen: env.string("MAIL_SYNC_GRPC_ADDR", "127.0.0.1:50053"),

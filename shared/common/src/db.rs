@@ -124,3 +124,38 @@ pub async fn schema_version(pool: &PgPool, schema: &str) -> Result<Option<i64>, 
     .await?;
     Ok(version)
 }
+
+/// Items waiting for ingest, by `kind` (`document`, `email`): a gauge.
+pub const INGEST_BACKLOG: &str = "pai_ingest_backlog";
+/// How long the oldest of them has waited, in seconds: a gauge.
+pub const INGEST_BACKLOG_AGE: &str = "pai_ingest_backlog_age_seconds";
+/// How often the backlog is read.
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Until `shutdown`, sets the backlog gauges of `kind` every 15 s from
+/// `query`, which returns the items waiting and the age in seconds of the
+/// oldest (0 when none).
+pub async fn watch_backlog(
+    pool: PgPool,
+    kind: &'static str,
+    query: &'static str,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut every = tokio::time::interval(BACKLOG_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match sqlx::query_as::<_, (i64, f64)>(query)
+            .fetch_one(&pool)
+            .await
+        {
+            Ok((waiting, age)) => {
+                metrics::gauge!(INGEST_BACKLOG, "kind" => kind).set(waiting as f64);
+                metrics::gauge!(INGEST_BACKLOG_AGE, "kind" => kind).set(age);
+            }
+            Err(err) => tracing::warn!(kind, error = %err, "reading the ingest backlog"),
+        }
+    }
+}

@@ -33,6 +33,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceExt};
+use tracing::Instrument;
 
 /// The deadline of a call whose caller and channel chose none: the longest
 /// call pai makes (indexing a large document's chunks) fits in it; callers
@@ -132,10 +133,62 @@ pub async fn serve(
     local.register(&format!("http://{addr}"), routes.clone());
     tracing::info!(%addr, "{name} service listening");
     tonic::transport::Server::builder()
+        .trace_fn(crate::trace_context::server_span)
+        .layer(tower::layer::layer_fn(Recorded))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
         .await
         .with_context(|| format!("{name} gRPC server"))
+}
+
+/// A server's routes, counting each call they answer and timing it
+/// ([`crate::telemetry::GRPC_REQUESTS`]); the method of a call they do not
+/// serve counts as `other`, so that no caller can add series.
+#[derive(Clone)]
+pub struct Recorded<S>(pub S);
+
+impl<S, B, R> tower::Service<http::Request<B>> for Recorded<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    R: 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = std::time::Instant::now();
+        let call = self.0.call(request);
+        Box::pin(async move {
+            let response = call.await?;
+            // A failed call answers with its status in the headers; one
+            // that succeeds, in the trailers.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            let unimplemented = code == (tonic::Code::Unimplemented as i32).to_string();
+            let method = if unimplemented {
+                "other".to_owned()
+            } else {
+                method
+            };
+            let labels = [("method", method), ("code", code)];
+            metrics::counter!(crate::telemetry::GRPC_REQUESTS, &labels).increment(1);
+            metrics::histogram!(crate::telemetry::GRPC_REQUEST_SECONDS, &labels)
+                .record(started.elapsed().as_secs_f64());
+            Ok(response)
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -162,6 +215,7 @@ impl tower::Service<http::Request<Body>> for LocalFirst {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        crate::trace_context::inject(request.headers_mut());
         let deadline = match request.headers().get(GRPC_TIMEOUT) {
             Some(value) => parse_grpc_timeout(value.as_bytes()).unwrap_or(self.deadline),
             None => {
@@ -176,7 +230,9 @@ impl tower::Service<http::Request<Body>> for LocalFirst {
         let call: Pin<Box<dyn Future<Output = Result<_, ChannelError>> + Send>> =
             match self.local.get() {
                 Some(routes) => {
-                    let call = routes.clone().oneshot(request);
+                    // The server's span, as its listener would open it.
+                    let span = crate::trace_context::server_span(&request);
+                    let call = Recorded(routes.clone()).oneshot(request).instrument(span);
                     Box::pin(async move { call.await.map_err(|e| ChannelError(e.into())) })
                 }
                 None => {

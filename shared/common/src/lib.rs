@@ -12,8 +12,10 @@ pub mod grpc;
 pub mod identity;
 pub mod page;
 pub mod revocation;
+pub mod shards;
 pub mod telemetry;
 pub mod time;
+pub mod trace_context;
 
 pub use config::{ConfigError, Env};
 pub use error::{ErrorCode, ServiceError};

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -177,6 +178,12 @@ impl FakeGoogleHandle {
         inner.fail_status = status;
     }
 
+    /// Makes every Gmail call wait `latency` before it is answered (a slow
+    /// Google, so a test can act while a sync is under way); zero: none.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
     /// Makes the next authorization answer `error=access_denied`, as when the
     /// user declines consent.
     pub fn deny_next_authorization(&self) {
@@ -241,6 +248,7 @@ pub(crate) fn routes() -> Router<FakeGoogleHandle> {
         .route("/_fake/expire-access-tokens", post(expire_access_tokens))
         .route("/_fake/revoke", post(revoke))
         .route("/_fake/fail-next", post(fail_next))
+        .route("/_fake/latency", put(set_latency))
         .route(
             "/_fake/deny-next-authorization",
             post(deny_next_authorization),
@@ -375,6 +383,33 @@ async fn fail_next(
 ) -> StatusCode {
     handle.fail_next(body.count, body.status);
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Latency {
+    millis: u64,
+}
+
+async fn set_latency(
+    State(handle): State<FakeGoogleHandle>,
+    Json(body): Json<Latency>,
+) -> StatusCode {
+    handle.set_latency(Duration::from_millis(body.millis));
+    StatusCode::NO_CONTENT
+}
+
+/// The middleware of the Gmail routes: waits the latency set, outside the
+/// state's lock, then answers.
+pub(crate) async fn delay(
+    State(handle): State<FakeGoogleHandle>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let latency = handle.shared.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
 }
 
 async fn deny_next_authorization(State(handle): State<FakeGoogleHandle>) -> StatusCode {

@@ -2,8 +2,8 @@
 //! endpoints and the Gmail v1 API (profile, messages.list/get, history.list,
 //! labels.list) in Google's real wire format, over in-memory mailboxes loaded
 //! from `.eml` files or generated. Test knobs (add or delete mail, expire
-//! history or tokens, inject 429/503, count calls) are methods on
-//! [`FakeGoogleHandle`] and HTTP routes under `/_fake/`.
+//! history or tokens, inject 429/503, slow Gmail down, count calls) are
+//! methods on [`FakeGoogleHandle`] and HTTP routes under `/_fake/`.
 
 pub mod control;
 pub mod error;
@@ -40,10 +40,7 @@ impl FromRef<FakeGoogleHandle> for Arc<state::Shared> {
 /// Returns the fake's routes, Google's paths and the `/_fake/` ones.
 pub fn router(handle: FakeGoogleHandle) -> Router {
     let users = "/gmail/v1/users/{user_id}";
-    Router::new()
-        .route("/o/oauth2/v2/auth", get(oauth::authorize))
-        .route("/token", post(oauth::token))
-        .route("/revoke", post(oauth::revoke))
+    let gmail = Router::new()
         .route(&format!("{users}/profile"), get(gmail::profile))
         .route(&format!("{users}/messages"), get(gmail::list_messages))
         .route(&format!("{users}/messages/{{id}}"), get(gmail::get_message))
@@ -53,6 +50,15 @@ pub fn router(handle: FakeGoogleHandle) -> Router {
         )
         .route(&format!("{users}/history"), get(gmail::list_history))
         .route(&format!("{users}/labels"), get(gmail::list_labels))
+        .route_layer(axum::middleware::from_fn_with_state(
+            handle.clone(),
+            control::delay,
+        ));
+    Router::new()
+        .route("/o/oauth2/v2/auth", get(oauth::authorize))
+        .route("/token", post(oauth::token))
+        .route("/revoke", post(oauth::revoke))
+        .merge(gmail)
         .merge(control::routes())
         .with_state(handle)
 }

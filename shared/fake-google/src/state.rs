@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     /// Gmail calls still to fail, and the status they fail with.
     pub fail_next: u32,
     pub fail_status: u16,
+    /// How long each Gmail call waits before it is answered.
+    pub latency: Duration,
     pub counters: BTreeMap<String, u64>,
 }
 

@@ -39,6 +39,7 @@ impl SearchCore {
         mode: Mode,
         filters: Filters,
     ) -> Result<(Vec<Hit>, f32)> {
+        self.check_owner(user_id)?;
         let started = Instant::now();
         let query = query.trim();
         if query.is_empty() {

@@ -183,3 +183,70 @@ async fn a_search_restricted_to_sources_finds_only_theirs() {
     assert_eq!(theirs[0].chunk.text, STRANGERS);
     test.stop().await;
 }
+
+/// Many small sources indexed as one change (`index_sources`, how mail is
+/// indexed) are each found, by their owner only, in every mode; indexing
+/// the batch again replaces each source's chunks, leaving none behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_indexed_together_are_each_found_and_replaced() {
+    let test = TestCore::start(None).await;
+    let core = &test.core;
+    let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+    // (owner, source, supplier): every fourth source is the other user's.
+    let batch: Vec<(Uuid, Uuid, &str)> = SUPPLIERS
+        .iter()
+        .enumerate()
+        .map(|(n, supplier)| {
+            let owner = if n % 4 == 3 { other } else { user };
+            (owner, Uuid::new_v4(), *supplier)
+        })
+        .collect();
+    let version = |first: bool| -> Vec<_> {
+        batch
+            .iter()
+            .map(|(owner, id, supplier)| {
+                let invoice = format!("Invoice from {supplier}, paid in full.");
+                let thanks = format!("{supplier} thanks you for your custom.");
+                let texts: Vec<&str> = if first {
+                    vec![&invoice, &thanks]
+                } else {
+                    vec![&thanks]
+                };
+                document(*owner, *id, "email", &texts)
+            })
+            .collect()
+    };
+    let indexed = core.index_sources(version(true)).await.expect("index");
+    assert_eq!(indexed, 2 * batch.len());
+
+    let found = |searcher: Uuid, supplier: &'static str, id: Uuid, mode: Mode| async move {
+        let filters = Filters {
+            sources: vec![id],
+            ..Filters::default()
+        };
+        core.search(searcher, supplier, 10, mode, filters)
+            .await
+            .expect("search")
+            .0
+    };
+    for (owner, id, supplier) in &batch {
+        let stranger = if *owner == user { other } else { user };
+        for mode in [Mode::Bm25, Mode::Vector, Mode::Hybrid] {
+            let hits = found(*owner, supplier, *id, mode).await;
+            assert_eq!(hits.len(), 2, "{supplier}, {mode:?}");
+            assert!(hits.iter().all(|h| h.chunk.text.contains(supplier)));
+            assert!(found(stranger, supplier, *id, mode).await.is_empty());
+        }
+    }
+
+    let indexed = core.index_sources(version(false)).await.expect("re-index");
+    assert_eq!(indexed, batch.len());
+    for (owner, id, supplier) in &batch {
+        for mode in [Mode::Bm25, Mode::Vector, Mode::Hybrid] {
+            let hits = found(*owner, supplier, *id, mode).await;
+            assert_eq!(hits.len(), 1, "{supplier}, {mode:?}");
+            assert!(hits[0].chunk.text.ends_with("thanks you for your custom."));
+        }
+    }
+    test.stop().await;
+}

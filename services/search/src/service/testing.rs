@@ -97,9 +97,15 @@ impl TestCore {
             ServiceCredential::new(keys, "search"),
         );
         let dir = std::env::temp_dir().join(format!("pai-search-core-{}", Uuid::new_v4()));
-        let mut core = SearchCore::open(pool, dir.clone(), 16, embedder)
-            .await
-            .expect("open the core");
+        let mut core = SearchCore::open(
+            pool,
+            dir.clone(),
+            16,
+            embedder,
+            pai_common::shards::Shard::ONLY,
+        )
+        .await
+        .expect("open the core");
         core.pause = pause;
         Self {
             core: Arc::new(core),

@@ -4,11 +4,13 @@
 //! grows with each failure; expired messages go back to the queue) and,
 //! after [`EventRetry::max_deliveries`] failed deliveries, lands in
 //! `{queue}.dead` with the last reason, so a poison event never loops and
-//! never holds up the events behind it.
+//! never holds up the events behind it. The queues are quorum queues
+//! ([`super::queues`]), whose delivery limit also dead-letters an event
+//! that crashes its consumer again and again.
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -18,7 +20,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use tokio_util::sync::CancellationToken;
 
-use super::{AmqpError, MAX_BACKOFF, Subscription, connect, declare_consumer_queues, side_queues};
+use super::{AmqpError, MAX_BACKOFF, Subscription, connect, ensure_consumer_queues, side_queues};
 use crate::config::{AmqpSettings, ConfigError, Env};
 
 /// The header counting an event's failed deliveries.
@@ -110,11 +112,47 @@ pub async fn consume_events<F, Fut>(
     F: Fn(Vec<u8>) -> Fut + Send + Sync,
     Fut: std::future::Future<Output = Result<(), String>> + Send,
 {
+    let handler = &handler;
+    consume_event_batches(
+        settings,
+        retry,
+        queue,
+        routing_key,
+        1,
+        shutdown,
+        move |bodies: Vec<Vec<u8>>| async move {
+            let mut results = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                results.push(handler(body).await);
+            }
+            results
+        },
+    )
+    .await;
+}
+
+/// [`consume_events`] for handlers that do many events at once better than
+/// one by one: `handler` gets up to `max_batch` events that were waiting
+/// (never waiting for more to arrive) and returns one result per event, in
+/// order; each is acknowledged, retried or dead-lettered on its own.
+pub async fn consume_event_batches<F, Fut>(
+    settings: AmqpSettings,
+    retry: EventRetry,
+    queue: String,
+    routing_key: &'static str,
+    max_batch: usize,
+    shutdown: CancellationToken,
+    handler: F,
+) where
+    F: Fn(Vec<Vec<u8>>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Vec<Result<(), String>>> + Send,
+{
+    let max_batch = max_batch.max(1);
     let mut backoff = Duration::from_millis(200);
     loop {
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            result = consume_once(&settings, retry, &queue, routing_key, &shutdown, &handler) => result,
+            result = consume_once(&settings, retry, &queue, routing_key, max_batch, &shutdown, &handler) => result,
         };
         match result {
             Ok(()) => return,
@@ -135,20 +173,24 @@ async fn consume_once<F, Fut>(
     retry: EventRetry,
     queue: &str,
     routing_key: &str,
+    max_batch: usize,
     shutdown: &CancellationToken,
     handler: &F,
 ) -> Result<(), AmqpError>
 where
-    F: Fn(Vec<u8>) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
+    F: Fn(Vec<Vec<u8>>) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Vec<Result<(), String>>> + Send,
 {
+    ensure_consumer_queues(settings, &[(queue, routing_key)]).await?;
     let connection = connect(&settings.url).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    channel.basic_qos(16, BasicQosOptions::default()).await?;
-    declare_consumer_queues(&channel, &settings.events_exchange, queue, routing_key).await?;
+    let prefetch = u16::try_from(max_batch.max(16)).unwrap_or(u16::MAX);
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
     let mut consumer = channel
         .basic_consume(
             queue,
@@ -158,17 +200,32 @@ where
         )
         .await?;
     loop {
-        let delivery = tokio::select! {
+        let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             next = consumer.next() => match next {
                 Some(delivery) => delivery?,
                 None => return Err(AmqpError::ConsumerClosed(queue.to_owned())),
             },
         };
-        if let Err(reason) = handler(delivery.data.clone()).await {
-            set_aside(&channel, retry, queue, &delivery, &reason).await?;
+        let mut deliveries = vec![first];
+        while deliveries.len() < max_batch {
+            match consumer.next().now_or_never() {
+                Some(Some(delivery)) => deliveries.push(delivery?),
+                Some(None) => return Err(AmqpError::ConsumerClosed(queue.to_owned())),
+                None => break,
+            }
         }
-        delivery.ack(BasicAckOptions::default()).await?;
+        let results = handler(deliveries.iter().map(|d| d.data.clone()).collect()).await;
+        for (index, delivery) in deliveries.iter().enumerate() {
+            let outcome = results
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| Err("the handler gave no result for this event".to_owned()));
+            if let Err(reason) = outcome {
+                set_aside(&channel, retry, queue, delivery, &reason).await?;
+            }
+            delivery.ack(BasicAckOptions::default()).await?;
+        }
     }
 }
 

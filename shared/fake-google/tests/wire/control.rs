@@ -25,6 +25,32 @@ async fn injected_429_and_503_then_recovery() {
 }
 
 #[tokio::test]
+async fn latency_slows_gmail_calls_only() {
+    let fake = start().await;
+    let token = connect(&fake).await.access_token;
+    let latency = std::time::Duration::from_secs(1);
+    fake.set_latency(latency);
+    let started = std::time::Instant::now();
+    assert_eq!(gmail(&fake, &token, "profile", &[]).await.0, 200);
+    assert!(started.elapsed() >= latency);
+    // OAuth is not slowed down.
+    let started = std::time::Instant::now();
+    connect(&fake).await;
+    assert!(started.elapsed() < latency);
+    // Over HTTP too; zero turns it off.
+    let r = client()
+        .put(format!("{}/_fake/latency", fake.base_url()))
+        .json(&json!({"millis": 0}))
+        .send()
+        .await
+        .expect("latency");
+    assert_eq!(r.status(), 204);
+    let started = std::time::Instant::now();
+    assert_eq!(gmail(&fake, &token, "profile", &[]).await.0, 200);
+    assert!(started.elapsed() < latency);
+}
+
+#[tokio::test]
 async fn counters_count_each_endpoint_and_reset() {
     let fake = start().await;
     let token = connect(&fake).await.access_token;
