@@ -12,7 +12,9 @@ use pai::old_install::OldInstall;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, spawn_app_with};
+use pai_fake_google::{FakeGoogle, FakeGoogleConfig, Mailbox};
+
+use crate::helpers::{Options, TestApp, corpus, spawn_app_with};
 
 const MAIL_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -23,12 +25,18 @@ async fn app() -> TestApp {
 /// Builds the old install under the app's folder; returns it and what the
 /// script says a complete import brings in.
 fn old_install(app: &TestApp) -> (PathBuf, Value) {
+    old_install_with(app, &[])
+}
+
+/// [`old_install`] with the script's `args` (`--users N`, `--emails N`...).
+fn old_install_with(app: &TestApp, args: &[&str]) -> (PathBuf, Value) {
     let folder = app.data_dir.join("old");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-old-install.py");
     let status = std::process::Command::new("python3")
         .arg(script)
         .arg("--out")
         .arg(&folder)
+        .args(args)
         .status()
         .expect("python3 runs");
     assert!(status.success(), "make-old-install.py failed");
@@ -542,4 +550,130 @@ async fn a_killed_import_finishes_on_the_next_run_with_the_same_counts() {
         "the same counts as one clean run:\n{report}"
     );
     app.finish().await;
+}
+
+/// The old app kept no Gmail message id: the imported account's first sync
+/// recognises Gmail's copies of its imported emails by subject and text
+/// and fills those rows in (Gmail id, sender, Message-ID), so each message
+/// is stored once under its imported id. Emails the old app kept without a
+/// subject, re-encoded, or without text stay beside Gmail's copies.
+#[tokio::test]
+async fn the_first_gmail_sync_fills_imported_mail_in_instead_of_storing_it_twice() {
+    const ADDRESS: &str = "alice@example.com";
+    let fake = FakeGoogle::new(FakeGoogleConfig::default()).with_mailbox(
+        ADDRESS,
+        Mailbox::from_eml_dir(corpus("email/dev")).expect("the corpus loads"),
+    );
+    let mail = crate::mail::serve(fake, &[]).await;
+    // The old app's consent: its refresh token still works at Google.
+    mail.google
+        .grant_offline_access(ADDRESS, "1//old-refresh-1");
+    let gmail_messages = mail.google.message_ids(ADDRESS).len() as i64;
+    let app = &mail.app;
+    let (folder, _) = old_install_with(
+        app,
+        &[
+            "--users",
+            "1",
+            "--documents",
+            "1",
+            "--emails",
+            "30",
+            "--queries",
+            "1",
+        ],
+    );
+    let report = import::run(&app.cli_env(), &options(&folder, false))
+        .await
+        .expect("import");
+    assert!(report.verified(), "{}", report.render());
+
+    // The account's old emails are the odd ones (two accounts take turns),
+    // the corpus messages in order. All but four have a Gmail copy to match:
+    // 5 (newsletter_big5_html: HTML only, the old app kept no text), 13
+    // (its subject NULL), 17 (its text cut and re-encoded as Latin-1), 19
+    // (personal_korean: "test" and three letters, too little to tell apart).
+    let old = OldInstall::open(&folder.join("pai.db")).unwrap();
+    let account_old_id = 1;
+    let emails = old.emails().unwrap();
+    let of_account: Vec<_> = emails
+        .iter()
+        .filter(|e| e.account_id == Some(account_old_id))
+        .collect();
+    assert_eq!(of_account.len(), 15);
+    let want: BTreeSet<i64> = (1..30)
+        .step_by(2)
+        .filter(|n| ![5, 13, 17, 19].contains(n))
+        .collect();
+
+    let account_id: uuid::Uuid = sqlx::query_scalar(
+        "SELECT new_id FROM import.id_map WHERE kind = 'email_accounts' AND old_id = $1",
+    )
+    .bind(account_old_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": ADDRESS, "password": "lantern-harbour-1987"}),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let token = login.body["access_token"].as_str().unwrap();
+    let account = crate::mail::sync_now(&mail, token, &account_id.to_string()).await;
+    assert_eq!(account["state"], "active", "{account}");
+
+    // Every Gmail message is stored once (or recorded as skipped)...
+    let (rows, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT provider_id) FROM mail.emails \
+         WHERE account_id = $1 AND provider_id NOT LIKE 'imported:%'",
+    )
+    .bind(account_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let skipped = count(app, "mail.skipped_messages").await;
+    assert_eq!(rows, distinct);
+    assert_eq!(rows + skipped, gmail_messages);
+    // ... the matched ones in the imported rows, under their imported ids,
+    // with what Gmail has; the others stayed as they came.
+    let states: Vec<(i64, String, String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT m.old_id, e.provider_id, e.from_email, e.message_id, e.labels \
+         FROM import.id_map m JOIN mail.emails e ON e.id = m.new_id \
+         WHERE m.kind = 'emails' AND e.account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(states.len(), of_account.len(), "no imported email is lost");
+    let mut adopted = BTreeSet::new();
+    for (old_id, provider_id, from, message_id, labels) in &states {
+        if provider_id.starts_with("imported:") {
+            assert_eq!(labels, &["IMPORTED"], "{old_id}");
+            continue;
+        }
+        assert!(!from.is_empty(), "{old_id}: Gmail's sender ({message_id})");
+        assert!(
+            !labels.iter().any(|l| l == "IMPORTED"),
+            "{old_id}: {labels:?}"
+        );
+        adopted.insert(*old_id);
+    }
+    assert_eq!(
+        adopted, want,
+        "the imported emails Gmail's copies filled in"
+    );
+    let total = count(app, "mail.emails").await;
+    let other_account = (emails.len() - of_account.len()) as i64;
+    assert_eq!(
+        total,
+        other_account + of_account.len() as i64 + rows - want.len() as i64,
+        "nothing stored twice"
+    );
+    // The filled-in rows are indexed again, from Gmail's text.
+    crate::mail::all_indexed(app).await;
+    mail.app.finish().await;
 }

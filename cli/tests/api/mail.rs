@@ -156,7 +156,7 @@ async fn wait_for(mail: &Mail, token: &str, id: &str, done: impl Fn(&Value) -> b
 
 /// Asks for a sync and waits until it ended: a new `last_sync_at`, or a
 /// state other than the one before (an error, re-consent).
-async fn sync_now(mail: &Mail, token: &str, id: &str) -> Value {
+pub(crate) async fn sync_now(mail: &Mail, token: &str, id: &str) -> Value {
     let before = account(mail, token, id).await;
     let r = mail
         .app

@@ -8,6 +8,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{MailError, Result};
+use crate::import::ImportKey;
 
 /// An address as stored (`to_addrs`, `cc_addrs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,8 +142,8 @@ pub async fn upsert_account(
     .await?)
 }
 
-/// Adds an imported account unless its id is there (due for a full sync
-/// now); returns whether it was added.
+/// Adds an imported account unless its id is there, due for a full sync
+/// `quiet` from now; returns whether it was added.
 pub async fn insert_imported_account(
     pool: &PgPool,
     id: Uuid,
@@ -150,11 +151,13 @@ pub async fn insert_imported_account(
     email_address: &str,
     tokens: &SealedTokens<'_>,
     created_at: DateTime<Utc>,
+    quiet: std::time::Duration,
 ) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO mail.email_accounts (id, user_id, email_address, access_token, \
-           refresh_token, key_id, token_expires_at, scope, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (id) DO NOTHING",
+           refresh_token, key_id, token_expires_at, scope, created_at, updated_at, next_sync_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, now() + make_interval(secs => $10)) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
     .bind(user_id)
@@ -165,6 +168,7 @@ pub async fn insert_imported_account(
     .bind(tokens.expires_at)
     .bind(tokens.scope)
     .bind(created_at)
+    .bind(quiet.as_secs_f64())
     .execute(pool)
     .await;
     match inserted {
@@ -176,6 +180,25 @@ pub async fn insert_imported_account(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// Moves the first sync of an account that never synced to `quiet` from
+/// now at the earliest: emails are still being imported into it.
+pub async fn defer_first_sync(
+    tx: &mut Transaction<'_, Postgres>,
+    account_id: Uuid,
+    quiet: std::time::Duration,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE mail.email_accounts \
+         SET next_sync_at = greatest(next_sync_at, now() + make_interval(secs => $2)) \
+         WHERE id = $1 AND last_sync_at IS NULL",
+    )
+    .bind(account_id)
+    .bind(quiet.as_secs_f64())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn update_tokens(
@@ -388,6 +411,9 @@ pub struct NewEmail {
     pub classification: String,
     pub text: String,
     pub warnings: Vec<String>,
+    /// An imported email's key to match Gmail's copy by; `None` for mail
+    /// from Gmail.
+    pub import_key: Option<ImportKey>,
 }
 
 /// An attachment as the sync stores it.
@@ -403,8 +429,9 @@ pub struct NewAttachment {
 }
 
 /// Stores a message with its attachments and its ingest job in one
-/// transaction. A message already stored (a replayed sync) changes nothing
-/// and returns false.
+/// transaction. A message already stored (a replayed sync, an import
+/// repeated after a sync filled its email in) changes nothing and returns
+/// false.
 pub async fn insert_email(
     tx: &mut Transaction<'_, Postgres>,
     email: &NewEmail,
@@ -415,10 +442,11 @@ pub async fn insert_email(
     let inserted = sqlx::query(
         "INSERT INTO mail.emails (id, user_id, account_id, provider_id, thread_id, message_id, \
            in_reply_to, \"references\", from_name, from_email, to_addrs, cc_addrs, subject, \
-           sent_at, sort_at, labels, classification, text, warnings) \
+           sent_at, sort_at, labels, classification, text, warnings, import_subject, \
+           import_body) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-           coalesce($14, $15), $16, $17, $18, $19) \
-         ON CONFLICT (account_id, provider_id) DO NOTHING",
+           coalesce($14, $15), $16, $17, $18, $19, $20, $21) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(email.id)
     .bind(email.user_id)
@@ -439,6 +467,8 @@ pub async fn insert_email(
     .bind(&email.classification)
     .bind(&email.text)
     .bind(&email.warnings)
+    .bind(email.import_key.as_ref().map(|k| &k.subject))
+    .bind(email.import_key.as_ref().map(|k| &k.text))
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -464,12 +494,87 @@ pub async fn insert_email(
         .execute(&mut **tx)
         .await?;
     }
+    queue_job(tx, routing_key, job).await?;
+    Ok(true)
+}
+
+/// Queues an ingest job in the outbox, in `tx`.
+async fn queue_job(
+    tx: &mut Transaction<'_, Postgres>,
+    routing_key: &str,
+    job: &serde_json::Value,
+) -> Result<()> {
     sqlx::query("INSERT INTO mail.outbox (routing_key, payload) VALUES ($1, $2)")
         .bind(routing_key)
         .bind(job)
         .execute(&mut **tx)
         .await?;
-    Ok(true)
+    Ok(())
+}
+
+/// Whether the account holds imported emails no sync has matched yet.
+pub async fn has_unmatched_imports(pool: &PgPool, account_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM mail.emails \
+         WHERE account_id = $1 AND import_subject IS NOT NULL)",
+    )
+    .bind(account_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Makes `email`, a message from Gmail with the key `key`, the Gmail copy
+/// of the imported email of its account that `key` matches (the same
+/// subject, and the imported text the start of the message's; the longest
+/// such): that row takes the message's Gmail id, headers, labels, class
+/// and text and keeps its id (history and citations still point at it) and
+/// its attachments, and its ingest job is queued again. Returns the row's
+/// id, or `None` when no imported email matches (or the message is stored
+/// already).
+pub async fn adopt_imported(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &NewEmail,
+    key: &ImportKey,
+    routing_key: &str,
+) -> Result<Option<Uuid>> {
+    let adopted: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE mail.emails SET provider_id = $4, thread_id = $5, message_id = $6, \
+           in_reply_to = $7, \"references\" = $8, from_name = $9, from_email = $10, \
+           to_addrs = $11, cc_addrs = $12, subject = $13, sent_at = $14, \
+           sort_at = coalesce($14, $15), labels = $16, classification = $17, text = $18, \
+           warnings = $19, import_subject = NULL, import_body = NULL, index_status = 'queued' \
+         WHERE id = (SELECT id FROM mail.emails \
+             WHERE account_id = $1 AND import_subject = $2 AND starts_with($3, import_body) \
+             ORDER BY length(import_body) DESC, id LIMIT 1 FOR UPDATE) \
+           AND NOT EXISTS (SELECT 1 FROM mail.emails WHERE account_id = $1 AND provider_id = $4) \
+         RETURNING id",
+    )
+    .bind(email.account_id)
+    .bind(&key.subject)
+    .bind(&key.text)
+    .bind(&email.provider_id)
+    .bind(&email.thread_id)
+    .bind(&email.message_id)
+    .bind(&email.in_reply_to)
+    .bind(&email.references)
+    .bind(&email.from.name)
+    .bind(&email.from.email)
+    .bind(Json(&email.to))
+    .bind(Json(&email.cc))
+    .bind(&email.subject)
+    .bind(email.sent_at)
+    .bind(email.received_at)
+    .bind(&email.labels)
+    .bind(&email.classification)
+    .bind(&email.text)
+    .bind(&email.warnings)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = adopted {
+        let job = serde_json::json!({ "user_id": email.user_id, "email_id": id });
+        queue_job(tx, routing_key, &job).await?;
+    }
+    Ok(adopted)
 }
 
 /// Records a message that could not be stored, with why.

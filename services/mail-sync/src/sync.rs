@@ -197,8 +197,9 @@ impl MailCore {
     }
 
     /// Lists every message; fetches and stores those not stored yet;
-    /// deletes those no longer there. Returns the history id to go on from,
-    /// read before listing so nothing that arrives meanwhile is missed.
+    /// deletes those no longer there (imported emails stay). Returns the
+    /// history id to go on from, read before listing so nothing that
+    /// arrives meanwhile is missed.
     async fn full(
         &self,
         account: &AccountRow,
@@ -237,7 +238,12 @@ impl MailCore {
                 None => break,
             }
         }
-        let gone: Vec<String> = stored.difference(&listed).cloned().collect();
+        // Imported emails Gmail has no copy of are the user's, not Gmail's.
+        let gone: Vec<String> = stored
+            .difference(&listed)
+            .filter(|id| !id.starts_with(crate::import::IMPORTED_PROVIDER_PREFIX))
+            .cloned()
+            .collect();
         report.deleted = self.delete_messages(account, &gone).await?;
         Ok((report, profile.history_id))
     }
@@ -360,8 +366,9 @@ impl MailCore {
 
     /// Parses, classifies and stores messages with their PDF attachments
     /// and ingest jobs, in one transaction. A message that does not parse
-    /// is recorded as skipped with the reason. Returns how many were stored
-    /// (not stored before).
+    /// is recorded as skipped with the reason; Gmail's copy of an imported
+    /// email fills that email's row in. Returns how many were stored (not
+    /// stored before).
     async fn store_messages(&self, account: &AccountRow, messages: &[RawMessage]) -> Result<usize> {
         let mut prepared = Vec::with_capacity(messages.len());
         for message in messages {
@@ -372,24 +379,38 @@ impl MailCore {
         if prepared.is_empty() {
             return Ok(0);
         }
+        let imports = repo::has_unmatched_imports(&self.pool, account.id).await?;
         let mut tx = self.pool.begin().await?;
-        let mut inserted = Vec::with_capacity(prepared.len());
+        let mut stored = 0;
+        let mut unused_files = Vec::new();
         for (email, attachments) in &prepared {
+            let key = imports
+                .then(|| crate::import::import_key(&email.subject, &email.text))
+                .flatten();
+            if let Some(key) = key
+                && repo::adopt_imported(&mut tx, email, &key, INGEST_ROUTING_KEY)
+                    .await?
+                    .is_some()
+            {
+                // The imported email keeps the attachments it came with.
+                stored += 1;
+                unused_files.extend(attachments);
+                continue;
+            }
             let job = serde_json::json!({ "user_id": account.user_id, "email_id": email.id });
-            inserted.push(
-                repo::insert_email(&mut tx, email, attachments, &job, INGEST_ROUTING_KEY).await?,
-            );
-        }
-        tx.commit().await?;
-        for ((_, attachments), _) in prepared.iter().zip(&inserted).filter(|(_, new)| !**new) {
-            // Stored by an earlier, interrupted sync: drop this copy's files.
-            for attachment in attachments.iter().filter(|a| !a.path.is_empty()) {
-                let _ =
-                    tokio::fs::remove_file(self.attachment_path(account.user_id, attachment.id))
-                        .await;
+            if repo::insert_email(&mut tx, email, attachments, &job, INGEST_ROUTING_KEY).await? {
+                stored += 1;
+            } else {
+                // Stored by an earlier, interrupted sync.
+                unused_files.extend(attachments);
             }
         }
-        Ok(inserted.iter().filter(|new| **new).count())
+        tx.commit().await?;
+        for attachment in unused_files.iter().filter(|a| !a.path.is_empty()) {
+            let _ =
+                tokio::fs::remove_file(self.attachment_path(account.user_id, attachment.id)).await;
+        }
+        Ok(stored)
     }
 
     /// Parses and classifies one message and writes its PDF attachments;
@@ -471,6 +492,7 @@ impl MailCore {
             classification: class.class.as_str().to_owned(),
             text: parsed.text.clone(),
             warnings: parsed.warnings.clone(),
+            import_key: None,
         };
         Ok(Some((email, attachments)))
     }

@@ -22,4 +22,5 @@ pub use classify::{Classification, ClassificationResult, UnknownClassification, 
 pub use error::ParseError;
 pub use model::{Address, Attachment, ClassifyHeaders, Limits, ParsedEmail, Skipped};
 pub use parse::parse;
+pub use rfc2047::decode as decode_encoded_words;
 pub use text::searchable_text;

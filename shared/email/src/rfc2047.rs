@@ -70,7 +70,7 @@ fn flush(words: &mut Vec<Word<'_>>, out: &mut String) {
 }
 
 /// Decodes the encoded words of an unstructured header value (Subject).
-pub(crate) fn decode(raw: &str) -> String {
+pub fn decode(raw: &str) -> String {
     let mut out = String::new();
     let mut pending: Vec<Word<'_>> = Vec::new();
     let mut gap = String::new();

@@ -137,6 +137,21 @@ impl FakeGoogleHandle {
         }
     }
 
+    /// Records a grant of offline read-only access to `email`'s mail that an
+    /// app obtained before (an older install's consent): `refresh_token`
+    /// refreshes as if this server had issued it.
+    pub fn grant_offline_access(&self, email: &str, refresh_token: &str) {
+        let client_id = self.shared.config.client_id.clone();
+        self.shared.lock().grants.push(GrantInfo {
+            email: email.to_owned(),
+            client_id,
+            scope: crate::GMAIL_READONLY_SCOPE.to_owned(),
+            offline: true,
+            refresh_token: Some(refresh_token.to_owned()),
+            revoked: false,
+        });
+    }
+
     /// Revokes the grant of one refresh token (refresh → `invalid_grant`);
     /// returns whether it was known.
     pub fn revoke_refresh_token(&self, refresh_token: &str) -> bool {
