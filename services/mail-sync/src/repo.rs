@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::error::{MailError, Result};
@@ -428,6 +428,30 @@ pub struct NewAttachment {
     pub error: String,
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a message's fields, from its Gmail id to its warnings, as the
+/// query's parameters $4 to $19.
+fn bind_message<'q>(query: PgQuery<'q>, email: &'q NewEmail) -> PgQuery<'q> {
+    query
+        .bind(&email.provider_id)
+        .bind(&email.thread_id)
+        .bind(&email.message_id)
+        .bind(&email.in_reply_to)
+        .bind(&email.references)
+        .bind(&email.from.name)
+        .bind(&email.from.email)
+        .bind(Json(&email.to))
+        .bind(Json(&email.cc))
+        .bind(&email.subject)
+        .bind(email.sent_at)
+        .bind(email.received_at)
+        .bind(&email.labels)
+        .bind(&email.classification)
+        .bind(&email.text)
+        .bind(&email.warnings)
+}
+
 /// Stores a message with its attachments and its ingest job in one
 /// transaction. A message already stored (a replayed sync, an import
 /// repeated after a sync filled its email in) changes nothing and returns
@@ -439,7 +463,7 @@ pub async fn insert_email(
     job: &serde_json::Value,
     routing_key: &str,
 ) -> Result<bool> {
-    let inserted = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO mail.emails (id, user_id, account_id, provider_id, thread_id, message_id, \
            in_reply_to, \"references\", from_name, from_email, to_addrs, cc_addrs, subject, \
            sent_at, sort_at, labels, classification, text, warnings, import_subject, \
@@ -450,28 +474,13 @@ pub async fn insert_email(
     )
     .bind(email.id)
     .bind(email.user_id)
-    .bind(email.account_id)
-    .bind(&email.provider_id)
-    .bind(&email.thread_id)
-    .bind(&email.message_id)
-    .bind(&email.in_reply_to)
-    .bind(&email.references)
-    .bind(&email.from.name)
-    .bind(&email.from.email)
-    .bind(Json(&email.to))
-    .bind(Json(&email.cc))
-    .bind(&email.subject)
-    .bind(email.sent_at)
-    .bind(email.received_at)
-    .bind(&email.labels)
-    .bind(&email.classification)
-    .bind(&email.text)
-    .bind(&email.warnings)
-    .bind(email.import_key.as_ref().map(|k| &k.subject))
-    .bind(email.import_key.as_ref().map(|k| &k.text))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
+    .bind(email.account_id);
+    let inserted = bind_message(query, email)
+        .bind(email.import_key.as_ref().map(|k| &k.subject))
+        .bind(email.import_key.as_ref().map(|k| &k.text))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
         == 1;
     if !inserted {
         return Ok(false);
@@ -537,7 +546,7 @@ pub async fn adopt_imported(
     key: &ImportKey,
     routing_key: &str,
 ) -> Result<Option<Uuid>> {
-    let adopted: Option<Uuid> = sqlx::query_scalar(
+    let query = sqlx::query(
         "UPDATE mail.emails SET provider_id = $4, thread_id = $5, message_id = $6, \
            in_reply_to = $7, \"references\" = $8, from_name = $9, from_email = $10, \
            to_addrs = $11, cc_addrs = $12, subject = $13, sent_at = $14, \
@@ -551,25 +560,12 @@ pub async fn adopt_imported(
     )
     .bind(email.account_id)
     .bind(&key.subject)
-    .bind(&key.text)
-    .bind(&email.provider_id)
-    .bind(&email.thread_id)
-    .bind(&email.message_id)
-    .bind(&email.in_reply_to)
-    .bind(&email.references)
-    .bind(&email.from.name)
-    .bind(&email.from.email)
-    .bind(Json(&email.to))
-    .bind(Json(&email.cc))
-    .bind(&email.subject)
-    .bind(email.sent_at)
-    .bind(email.received_at)
-    .bind(&email.labels)
-    .bind(&email.classification)
-    .bind(&email.text)
-    .bind(&email.warnings)
-    .fetch_optional(&mut **tx)
-    .await?;
+    .bind(&key.text);
+    let adopted: Option<Uuid> = bind_message(query, email)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get("id"))
+        .transpose()?;
     if let Some(id) = adopted {
         let job = serde_json::json!({ "user_id": email.user_id, "email_id": id });
         queue_job(tx, routing_key, &job).await?;
