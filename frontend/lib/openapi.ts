@@ -3081,7 +3081,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description the account must be connected again */
+            /** @description the account must be connected again, or mail is being imported into it */
             409: {
                 headers: {
                     [name: string]: unknown;

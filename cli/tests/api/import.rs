@@ -622,6 +622,25 @@ async fn the_first_gmail_sync_fills_imported_mail_in_instead_of_storing_it_twice
         .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     let token = login.body["access_token"].as_str().unwrap();
+    // Right after the import, its first sync waits a minute for more mail
+    // to come in, and "Sync now" says so.
+    let sync_path = format!("/api/mail/accounts/{account_id}/sync");
+    let early = app.post(&sync_path, Some(token), Value::Null).await;
+    early.assert_problem(409);
+    assert!(
+        early.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("being imported"),
+        "{}",
+        early.body
+    );
+    // A minute later.
+    sqlx::query("UPDATE mail.email_accounts SET importing_until = now() WHERE id = $1")
+        .bind(account_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
     let account = crate::mail::sync_now(&mail, token, &account_id.to_string()).await;
     assert_eq!(account["state"], "active", "{account}");
 

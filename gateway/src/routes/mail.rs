@@ -112,7 +112,7 @@ pub async fn accounts(
     params(("id" = String, Path)),
     description = "Queues a sync of the account now; its state and counts show in the list.",
     responses((status = 202, body = MailAccount), (status = 404, body = crate::problem::Problem),
-        (status = 409, body = crate::problem::Problem, description = "the account must be connected again")))]
+        (status = 409, body = crate::problem::Problem, description = "the account must be connected again, or mail is being imported into it")))]
 pub async fn sync(
     State(state): State<AppState>,
     auth: AuthUser,

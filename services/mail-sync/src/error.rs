@@ -27,6 +27,12 @@ pub enum MailError {
     /// Google refused the stored refresh token: the user must connect again.
     #[error("Google refused this account's access; connect it again")]
     ReauthRequired,
+    /// `pai import-sqlite` is bringing mail into the account: a sync now
+    /// would store twice what is not imported yet.
+    #[error(
+        "mail is being imported into this account; its first sync starts by itself a minute after the import"
+    )]
+    Importing,
     #[error("Gmail: {0}")]
     Gmail(String),
     #[error("stored tokens: {0}")]
@@ -59,7 +65,7 @@ impl From<MailError> for ServiceError {
             MailError::NotFound(_) | MailError::Erased => ErrorCode::NotFound,
             MailError::NotConfigured => ErrorCode::Unavailable,
             MailError::BadState(_) | MailError::Connect(_) => ErrorCode::BadRequest,
-            MailError::ReauthRequired => ErrorCode::Conflict,
+            MailError::ReauthRequired | MailError::Importing => ErrorCode::Conflict,
             MailError::Gmail(_) | MailError::Search(_) | MailError::Queue(_) => {
                 ErrorCode::Unavailable
             }

@@ -33,12 +33,15 @@ pub struct AccountRow {
     pub last_error: String,
     pub created_at: DateTime<Utc>,
     pub messages: i64,
+    /// Emails are being imported into it (`pai import-sqlite`).
+    pub importing: bool,
 }
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.user_id, a.provider, a.email_address, a.access_token, \
      a.refresh_token, a.key_id, a.token_expires_at, a.history_id, a.state, a.last_sync_at, \
      a.last_error, a.created_at, \
-     (SELECT count(*) FROM mail.emails e WHERE e.account_id = a.id) AS messages";
+     (SELECT count(*) FROM mail.emails e WHERE e.account_id = a.id) AS messages, \
+     coalesce(a.importing_until > now(), false) AS importing";
 
 /// A connect in flight, as `take_oauth_session` returns it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -155,8 +158,10 @@ pub async fn insert_imported_account(
 ) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO mail.email_accounts (id, user_id, email_address, access_token, \
-           refresh_token, key_id, token_expires_at, scope, created_at, updated_at, next_sync_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, now() + make_interval(secs => $10)) \
+           refresh_token, key_id, token_expires_at, scope, created_at, updated_at, next_sync_at, \
+           importing_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, now() + make_interval(secs => $10), \
+           now() + make_interval(secs => $10)) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
@@ -182,17 +187,19 @@ pub async fn insert_imported_account(
     }
 }
 
-/// Moves the first sync of an account that never synced to `quiet` from
-/// now at the earliest: emails are still being imported into it.
+/// Marks an account as being imported into until `quiet` from now, and
+/// moves its first sync (if it never synced) to then at the earliest.
 pub async fn defer_first_sync(
     tx: &mut Transaction<'_, Postgres>,
     account_id: Uuid,
     quiet: std::time::Duration,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE mail.email_accounts \
-         SET next_sync_at = greatest(next_sync_at, now() + make_interval(secs => $2)) \
-         WHERE id = $1 AND last_sync_at IS NULL",
+        "UPDATE mail.email_accounts SET importing_until = now() + make_interval(secs => $2), \
+           next_sync_at = CASE WHEN last_sync_at IS NULL \
+             THEN greatest(next_sync_at, now() + make_interval(secs => $2)) \
+             ELSE next_sync_at END \
+         WHERE id = $1",
     )
     .bind(account_id)
     .bind(quiet.as_secs_f64())

@@ -162,11 +162,15 @@ impl MailCore {
             .ok_or(MailError::NotFound("mail account"))
     }
 
-    /// Queues a sync of the caller's account now.
+    /// Queues a sync of the caller's account now (not while mail is being
+    /// imported into it).
     pub async fn sync_now(&self, user_id: Uuid, id: Uuid) -> Result<AccountRow> {
         let account = self.account(user_id, id).await?;
         if account.state == "reauth_required" {
             return Err(MailError::ReauthRequired);
+        }
+        if account.importing {
+            return Err(MailError::Importing);
         }
         self.enqueue_sync(account.id, account.user_id).await?;
         Ok(account)
