@@ -147,7 +147,7 @@ impl MailCore {
             prepared.push(self.prepare_imported(&account, email).await?);
         }
         let mut tx = self.pool.begin().await?;
-        repo::defer_first_sync(&mut tx, account.id, FIRST_SYNC_QUIET).await?;
+        repo::mark_importing(&mut tx, account.id, FIRST_SYNC_QUIET).await?;
         let mut created = 0;
         for (email, attachments) in &prepared {
             let job = serde_json::json!({ "user_id": account.user_id, "email_id": email.id });

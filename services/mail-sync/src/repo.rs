@@ -113,6 +113,28 @@ pub struct SealedTokens<'a> {
     pub scope: &'a str,
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds an account's id, user, address and sealed tokens as the query's
+/// parameters $1 to $8.
+fn bind_account<'q>(
+    query: PgQuery<'q>,
+    id: Uuid,
+    user_id: Uuid,
+    email_address: &'q str,
+    tokens: &SealedTokens<'q>,
+) -> PgQuery<'q> {
+    query
+        .bind(id)
+        .bind(user_id)
+        .bind(email_address)
+        .bind(tokens.access_token)
+        .bind(tokens.refresh_token)
+        .bind(tokens.key_id)
+        .bind(tokens.expires_at)
+        .bind(tokens.scope)
+}
+
 /// Adds an account, or reconnects it (new tokens, state `active`) when the
 /// user already has this address. Returns its id.
 pub async fn upsert_account(
@@ -122,7 +144,7 @@ pub async fn upsert_account(
     email_address: &str,
     tokens: &SealedTokens<'_>,
 ) -> Result<Uuid> {
-    Ok(sqlx::query_scalar(
+    let query = sqlx::query(
         "INSERT INTO mail.email_accounts \
            (id, user_id, email_address, access_token, refresh_token, key_id, token_expires_at, scope) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -132,17 +154,11 @@ pub async fn upsert_account(
            scope = EXCLUDED.scope, state = 'active', last_error = '', next_sync_at = now(), \
            updated_at = now() \
          RETURNING id",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(email_address)
-    .bind(tokens.access_token)
-    .bind(tokens.refresh_token)
-    .bind(tokens.key_id)
-    .bind(tokens.expires_at)
-    .bind(tokens.scope)
-    .fetch_one(pool)
-    .await?)
+    );
+    let row = bind_account(query, id, user_id, email_address, tokens)
+        .fetch_one(pool)
+        .await?;
+    Ok(row.try_get("id")?)
 }
 
 /// Adds an imported account unless its id is there, due for a full sync
@@ -156,26 +172,19 @@ pub async fn insert_imported_account(
     created_at: DateTime<Utc>,
     quiet: std::time::Duration,
 ) -> Result<bool> {
-    let inserted = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO mail.email_accounts (id, user_id, email_address, access_token, \
            refresh_token, key_id, token_expires_at, scope, created_at, updated_at, next_sync_at, \
            importing_until) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, now() + make_interval(secs => $10), \
            now() + make_interval(secs => $10)) \
          ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(email_address)
-    .bind(tokens.access_token)
-    .bind(tokens.refresh_token)
-    .bind(tokens.key_id)
-    .bind(tokens.expires_at)
-    .bind(tokens.scope)
-    .bind(created_at)
-    .bind(quiet.as_secs_f64())
-    .execute(pool)
-    .await;
+    );
+    let inserted = bind_account(query, id, user_id, email_address, tokens)
+        .bind(created_at)
+        .bind(quiet.as_secs_f64())
+        .execute(pool)
+        .await;
     match inserted {
         Ok(done) => Ok(done.rows_affected() == 1),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -189,7 +198,7 @@ pub async fn insert_imported_account(
 
 /// Marks an account as being imported into until `quiet` from now, and
 /// moves its first sync (if it never synced) to then at the earliest.
-pub async fn defer_first_sync(
+pub async fn mark_importing(
     tx: &mut Transaction<'_, Postgres>,
     account_id: Uuid,
     quiet: std::time::Duration,
@@ -434,8 +443,6 @@ pub struct NewAttachment {
     pub status: String,
     pub error: String,
 }
-
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds a message's fields, from its Gmail id to its warnings, as the
 /// query's parameters $4 to $19.
