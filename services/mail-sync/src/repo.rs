@@ -395,13 +395,16 @@ pub async fn replace_labels(
     Ok(())
 }
 
-/// Ids Gmail gave of the account's stored messages.
+/// Ids Gmail gave of the account's stored messages (an imported email no
+/// sync has matched has none: a sync neither skips nor deletes it).
 pub async fn stored_provider_ids(pool: &PgPool, account_id: Uuid) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT provider_id FROM mail.emails WHERE account_id = $1 \
+        "SELECT provider_id FROM mail.emails \
+         WHERE account_id = $1 AND NOT starts_with(provider_id, $2) \
          UNION ALL SELECT provider_id FROM mail.skipped_messages WHERE account_id = $1",
     )
     .bind(account_id)
+    .bind(crate::import::IMPORTED_PROVIDER_PREFIX)
     .fetch_all(pool)
     .await?)
 }

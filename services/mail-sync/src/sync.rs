@@ -197,9 +197,9 @@ impl MailCore {
     }
 
     /// Lists every message; fetches and stores those not stored yet;
-    /// deletes those no longer there (imported emails stay). Returns the
-    /// history id to go on from, read before listing so nothing that
-    /// arrives meanwhile is missed.
+    /// deletes those no longer there (imported emails stay: they have no
+    /// Gmail id). Returns the history id to go on from, read before
+    /// listing so nothing that arrives meanwhile is missed.
     async fn full(
         &self,
         account: &AccountRow,
@@ -238,12 +238,7 @@ impl MailCore {
                 None => break,
             }
         }
-        // Imported emails Gmail has no copy of are the user's, not Gmail's.
-        let gone: Vec<String> = stored
-            .difference(&listed)
-            .filter(|id| !id.starts_with(crate::import::IMPORTED_PROVIDER_PREFIX))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = stored.difference(&listed).cloned().collect();
         report.deleted = self.delete_messages(account, &gone).await?;
         Ok((report, profile.history_id))
     }
